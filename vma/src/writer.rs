@@ -338,10 +338,11 @@ impl<W: Write> VmaWriter<W> {
         let mut mask = 0u16;
         for j in 0..BLOCKS_PER_CLUSTER {
             let bstart = j * BLOCK_SIZE;
-            if bstart >= valid {
+            // Past the device end, or past short (zero-padded) data: nothing more to store.
+            if bstart >= valid || bstart >= data.len() {
                 break;
             }
-            let bend = (bstart + BLOCK_SIZE).min(valid).min(data.len().max(bstart));
+            let bend = (bstart + BLOCK_SIZE).min(valid).min(data.len());
             let src = &data[bstart..bend];
             if is_zero(src) {
                 continue;
