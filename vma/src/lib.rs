@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 mod bitmap;
+pub mod compress;
 mod error;
 pub mod format;
 mod header;
