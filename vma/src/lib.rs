@@ -17,6 +17,7 @@ pub mod format;
 mod header;
 pub mod progress;
 pub mod reader;
+pub mod vzdump;
 pub mod writer;
 
 pub use error::{Error, MissingRanges};
