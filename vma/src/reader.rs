@@ -58,15 +58,16 @@ impl<R: Read> std::fmt::Debug for VmaReader<R> {
 
 /// Reads until `buf` is full or the stream ends; returns the bytes read. Unlike
 /// `read_exact`, a short stream is not an error here, so the caller can tell "clean end"
-/// from "truncated" and report how many bytes there were.
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+/// from "truncated" and report how many bytes there were. On an I/O error it also says how
+/// many bytes had arrived, so the error can name the exact offset.
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> Result<usize, (usize, io::Error)> {
     let mut got = 0;
     while got < buf.len() {
         match r.read(&mut buf[got..]) {
             Ok(0) => break,
             Ok(n) => got += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+            Err(e) => return Err((got, e)),
         }
     }
     Ok(got)
@@ -89,7 +90,7 @@ impl<R: Read> VmaReader<R> {
             source,
         };
         let mut fixed = vec![0u8; HEADER_STRUCT_SIZE];
-        let got = read_full(&mut inner, &mut fixed).map_err(|e| io_err(0, e))?;
+        let got = read_full(&mut inner, &mut fixed).map_err(|(n, e)| io_err(n as u64, e))?;
         if got >= 4 {
             check_magic(&fixed[..got]).map_err(|e| e.with_file(&name))?;
         }
@@ -105,7 +106,7 @@ impl<R: Read> VmaReader<R> {
         // size is at most MAX_HEADER_SIZE (512 KiB), checked above.
         fixed.resize(size, 0);
         let more = read_full(&mut inner, &mut fixed[HEADER_STRUCT_SIZE..])
-            .map_err(|e| io_err(HEADER_STRUCT_SIZE as u64, e))?;
+            .map_err(|(n, e)| io_err((HEADER_STRUCT_SIZE + n) as u64, e))?;
         if HEADER_STRUCT_SIZE + more < size {
             return Err(Error::ShortHeader {
                 file: name,
@@ -170,12 +171,20 @@ impl<R: Read> VmaReader<R> {
     ///
     /// On error `buf` is left empty; the stream position is then unspecified, so stop.
     pub fn read_extent(&mut self, buf: &mut ExtentBuf) -> Result<bool, Error> {
+        let res = self.read_extent_inner(buf);
+        if res.is_err() {
+            buf.clear();
+        }
+        res
+    }
+
+    fn read_extent_inner(&mut self, buf: &mut ExtentBuf) -> Result<bool, Error> {
         buf.clear();
         let at = self.offset;
         buf.offset = at;
         let storage = buf.storage();
         let got = read_full(&mut self.inner, &mut storage[..EXTENT_HEADER_SIZE])
-            .map_err(|e| self.io_error(at, e))?;
+            .map_err(|(n, e)| self.io_error(at + n as u64, e))?;
         self.offset += got as u64;
         if got == 0 {
             return Ok(false);
@@ -206,7 +215,7 @@ impl<R: Read> VmaReader<R> {
         let data_len = block_count * BLOCK_SIZE;
         let total = EXTENT_HEADER_SIZE + data_len;
         let got = read_full(&mut self.inner, &mut storage[EXTENT_HEADER_SIZE..total])
-            .map_err(|e| self.io_error(self.offset, e))?;
+            .map_err(|(n, e)| self.io_error(self.offset + n as u64, e))?;
         self.offset += got as u64;
         if got < data_len {
             return Err(Error::ShortExtent {
