@@ -27,7 +27,7 @@ use std::fmt;
 
 use jiff::tz::TimeZone;
 
-pub use period::Periods;
+pub use period::{Periods, format_local, zone_name};
 pub use policy::{KeepPolicy, PruneConfig, Rule};
 
 /// Retention input that cannot be evaluated.

@@ -45,6 +45,42 @@ impl Periods {
     }
 }
 
+/// A backup time for people: `Tue 2025-10-07 02:00` in `tz` (the weekday makes weekly
+/// picks easy to follow); the raw number if it is out of range.
+pub fn format_local(time: i64, tz: &TimeZone) -> String {
+    match Timestamp::from_second(time) {
+        Ok(ts) => {
+            let dt = tz.to_datetime(ts);
+            let wd = match dt.weekday() {
+                jiff::civil::Weekday::Monday => "Mon",
+                jiff::civil::Weekday::Tuesday => "Tue",
+                jiff::civil::Weekday::Wednesday => "Wed",
+                jiff::civil::Weekday::Thursday => "Thu",
+                jiff::civil::Weekday::Friday => "Fri",
+                jiff::civil::Weekday::Saturday => "Sat",
+                jiff::civil::Weekday::Sunday => "Sun",
+            };
+            format!(
+                "{wd} {:04}-{:02}-{:02} {:02}:{:02}",
+                dt.year(),
+                dt.month(),
+                dt.day(),
+                dt.hour(),
+                dt.minute()
+            )
+        }
+        Err(_) => format!("@{time}"),
+    }
+}
+
+/// The zone's IANA name for output (`Europe/Berlin`), or a description when it has none.
+pub fn zone_name(tz: &TimeZone) -> String {
+    tz.iana_name().map_or_else(
+        || "system local time (unnamed zone)".to_string(),
+        str::to_string,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,6 +121,16 @@ mod tests {
         assert_eq!(p.key(Rule::Last), t.to_string());
         let p = Periods::of("a", t, &TimeZone::UTC).unwrap();
         assert_eq!(p.key(Rule::Hourly), "2021/12/31/23");
+    }
+
+    #[test]
+    fn formats_for_people() {
+        assert_eq!(
+            format_local(at("2025-10-05T00:00:00Z"), &berlin()),
+            "Sun 2025-10-05 02:00"
+        );
+        assert_eq!(format_local(i64::MAX, &berlin()), format!("@{}", i64::MAX));
+        assert_eq!(zone_name(&berlin()), "Europe/Berlin");
     }
 
     #[test]

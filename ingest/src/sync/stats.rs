@@ -8,6 +8,7 @@ use serde::Serialize;
 /// What a sync did. Every field is in bytes except the call counters. The JSON field names
 /// are part of the documented output (docs/ingest.md, "JSON output"); do not rename them.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub struct SyncStats {
     /// Input bytes consumed as stored (compressed archive bytes; for `blocksync`, the source
     /// file's bytes).
