@@ -52,17 +52,6 @@ pub struct CloneOrigin {
     pub snapshot: SnapshotName,
 }
 
-/// `state/<vol>.json`: the live subvolume's identity and generation at the moment it was known
-/// to equal snapshot `snapshot` (right after taking it, or after a rollback to it).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Baseline {
-    pub format: u32,
-    pub uuid: String,
-    pub generation: u64,
-    pub snapshot: SnapshotName,
-}
-
 /// Reads a JSON file; `Ok(None)` if it does not exist, `Inconsistent` if it does not parse or
 /// has another format version.
 pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, StoreError> {

@@ -12,7 +12,6 @@
 //!                                 /holds/<tag> one empty file per hold
 //! R/.vzsnap/clones/<clone>/origin.json    written first (files::CloneOrigin)
 //! R/.vzsnap/clones/<clone>/data           writable snapshot subvolume
-//! R/.vzsnap/state/<vol>.json              baseline for changed_since_latest (files::Baseline)
 //! R/.vzsnap/rollback/<vol>.new|.old       only while a rollback runs (rollback.rs)
 //! ```
 //! `.vzsnap` is not a valid [`VolumeName`], so `list_volumes` never lists it.
@@ -22,6 +21,7 @@ pub mod fiemap;
 pub mod files;
 pub mod rollback;
 pub mod show;
+pub mod signature;
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -34,7 +34,7 @@ use crate::atomic::sync_dir;
 use crate::cmd::Cmd;
 use crate::error::StoreError;
 use crate::names::{HoldTag, MetaKey, SnapshotName, VolumeName, check_meta_value};
-use files::{Baseline, CloneOrigin, FORMAT, SnapMeta, Stats, read_json, write_json};
+use files::{CloneOrigin, FORMAT, SnapMeta, Stats, read_json, write_json};
 use show::SubvolInfo;
 
 /// Inode number of every btrfs subvolume's root directory (BTRFS_FIRST_FREE_OBJECTID).
@@ -119,15 +119,6 @@ fn subvol_delete(path: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Commits the current transaction, so generations and extents reflect every completed write.
-fn fs_sync(path: &Path) -> Result<(), StoreError> {
-    btrfs(["filesystem", "sync"])
-        .arg(path)
-        .run()
-        .map_err(|e| show::classify(&path.display().to_string(), e))?;
-    Ok(())
-}
-
 /// `rename` that fails instead of replacing an existing target, then makes it durable.
 fn rename_noreplace(from: &Path, to: &Path) -> Result<(), StoreError> {
     use nix::fcntl::{AT_FDCWD, RenameFlags, renameat2};
@@ -188,7 +179,7 @@ impl BtrfsStore {
         let store = BtrfsStore {
             root: root.to_path_buf(),
         };
-        for d in ["snapshots", "clones", "state", "rollback"] {
+        for d in ["snapshots", "clones", "rollback"] {
             let p = store.meta_dir().join(d);
             std::fs::create_dir_all(&p).map_err(|e| io_err(&p, e))?;
         }
@@ -215,10 +206,6 @@ impl BtrfsStore {
 
     fn clones_dir(&self) -> PathBuf {
         self.meta_dir().join("clones")
-    }
-
-    fn state_path(&self, vol: &VolumeName) -> PathBuf {
-        self.meta_dir().join("state").join(format!("{vol}.json"))
     }
 
     fn rollback_paths(&self, vol: &VolumeName) -> (PathBuf, PathBuf) {
@@ -440,24 +427,6 @@ impl BtrfsStore {
         }
         Ok(())
     }
-
-    fn write_baseline(
-        &self,
-        vol: &VolumeName,
-        uuid: String,
-        generation: u64,
-        snapshot: &SnapshotName,
-    ) -> Result<(), StoreError> {
-        write_json(
-            &self.state_path(vol),
-            &Baseline {
-                format: FORMAT,
-                uuid,
-                generation,
-                snapshot: snapshot.clone(),
-            },
-        )
-    }
 }
 
 impl Store for BtrfsStore {
@@ -535,7 +504,13 @@ impl Store for BtrfsStore {
         }
         let data = dir.join("data");
         subvol_snapshot(&live, &data, true)?;
-        let info = subvol_show(&data)?;
+        // Never commit a snapshot that could be written to.
+        if !subvol_show(&data)?.readonly {
+            return Err(StoreError::inconsistent(
+                data.display().to_string(),
+                "snapshot subvolume is not read-only",
+            ));
+        }
         let (created, nanos) = now();
         let m = SnapMeta {
             format: FORMAT,
@@ -547,11 +522,7 @@ impl Store for BtrfsStore {
                 .map(|(k, v)| (k.to_string(), v.clone()))
                 .collect(),
         };
-        write_json(&dir.join("meta.json"), &m)?;
-        // The live volume equals the snapshot as of the snapshot's transaction: any later
-        // change gives the live subvolume a higher generation.
-        let live_info = subvol_show(&live)?;
-        self.write_baseline(vol, live_info.uuid, info.gen_at_creation, snap)
+        write_json(&dir.join("meta.json"), &m)
     }
 
     fn list_snapshots(&self, vol: &VolumeName) -> Result<Vec<SnapshotInfo>, StoreError> {
@@ -581,17 +552,17 @@ impl Store for BtrfsStore {
         let Some(latest) = self.entries(vol)?.pop() else {
             return Ok(true);
         };
-        let Some(base) = read_json::<Baseline>(&self.state_path(vol))? else {
-            return Ok(true);
-        };
-        if base.snapshot != latest.name {
-            return Ok(true);
+        // See signature.rs for why inode metadata, not generation numbers.
+        let data = latest.dir.join("data");
+        let live_sig = signature::tree_signature(&live).map_err(|e| io_err(&live, e))?;
+        let snap_sig = signature::tree_signature(&data).map_err(|e| io_err(&data, e))?;
+        match signature::first_difference(&live_sig, &snap_sig) {
+            Some(diff) => {
+                tracing::debug!(volume = %vol, snapshot = %latest.name, %diff, "changed since the latest snapshot");
+                Ok(true)
+            }
+            None => Ok(false),
         }
-        // Generations are transaction ids: commit the running transaction so a write from a
-        // moment ago is visible as a higher generation.
-        fs_sync(&live)?;
-        let info = subvol_show(&live)?;
-        Ok(info.uuid != base.uuid || info.generation > base.generation)
     }
 
     fn rollback_to_latest(&self, vol: &VolumeName) -> Result<Option<SnapshotName>, StoreError> {
@@ -607,9 +578,6 @@ impl Store for BtrfsStore {
         rename_noreplace(&live, &old)?;
         rename_noreplace(&new, &live)?;
         subvol_delete(&old)?;
-        fs_sync(&live)?;
-        let info = subvol_show(&live)?;
-        self.write_baseline(vol, info.uuid, info.generation, &latest.name)?;
         Ok(Some(latest.name))
     }
 
@@ -748,12 +716,6 @@ impl Store for BtrfsStore {
             self.destroy_entry(e)?;
         }
         subvol_delete(&live)?;
-        let state = self.state_path(vol);
-        match std::fs::remove_file(&state) {
-            Ok(()) => {}
-            Err(e) if e.kind() == ErrorKind::NotFound => {}
-            Err(e) => return Err(io_err(&state, e)),
-        }
         let snaps = self.snaps_dir(vol);
         for (_, dir) in valid_entries(&snaps, |n| SnapshotName::new(n).ok())? {
             self.remove_snapshot_dir(&dir)?;

@@ -13,6 +13,8 @@ mod btrfs;
 mod fake;
 mod zfs;
 
+use std::io::Write;
+
 pub use btrfs::TestBtrfs;
 pub use fake::{FakeOp, FakeStore};
 pub use zfs::TestZfs;
@@ -28,7 +30,10 @@ fn skip_or_panic<T>(require_var: &str, what: &str, reason: &str) -> Option<T> {
     if std::env::var(require_var).is_ok_and(|v| v == "1") {
         panic!("{what} backend is required ({require_var}=1) but unavailable: {reason}");
     }
-    eprintln!("SKIPPED ({what}: {reason})");
+    // Straight to the process's stderr: libtest captures `eprintln!` of passing tests, and a
+    // skip must never be silent.
+    let test = std::thread::current().name().unwrap_or("?").to_string();
+    let _ = writeln!(std::io::stderr(), "SKIPPED ({what}: {reason}): {test}");
     None
 }
 
