@@ -25,8 +25,9 @@ mod policy;
 
 use std::fmt;
 
-use jiff::tz::TimeZone;
 
+/// The time zone type, re-exported so callers (the CLI) need no direct jiff dependency.
+pub use jiff::tz::TimeZone;
 pub use period::{Periods, format_local, zone_name};
 pub use policy::{KeepPolicy, PruneConfig, Rule};
 
