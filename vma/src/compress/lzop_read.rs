@@ -217,9 +217,14 @@ impl<R: Read> LzopReader<R> {
 
         let data_start = self.pos;
         let mut cbuf = std::mem::take(&mut self.cbuf);
-        cbuf.resize(src_len as usize, 0);
-        let got = self.read_counted(&mut cbuf)?;
-        if got < cbuf.len() {
+        // Grow with the data actually present, so a truncated file claiming a 64 MiB block
+        // costs no 64 MiB allocation.
+        cbuf.clear();
+        let got = (&mut self.inner)
+            .take(u64::from(src_len))
+            .read_to_end(&mut cbuf)?;
+        self.pos += got as u64;
+        if got < src_len as usize {
             self.cbuf = cbuf;
             return Err(DecompressError::new(
                 BLOCK,
