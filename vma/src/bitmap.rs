@@ -63,14 +63,18 @@ impl ClusterBitmap {
             }
             out.push(r);
         };
-        let chunks = total.div_ceil(CHUNK_CLUSTERS);
-        for c in 0..chunks {
-            let base = c * CHUNK_CLUSTERS;
+        // Walk only the allocated chunks: the gaps between them are single ranges, so a
+        // 2^32-cluster device with few clusters seen costs nothing extra.
+        let mut next = 0u64;
+        for (&c, words) in &self.chunks {
+            let base = u64::from(c) * CHUNK_CLUSTERS;
+            if base >= total {
+                break;
+            }
+            if base > next {
+                push(next..base);
+            }
             let end = (base + CHUNK_CLUSTERS).min(total);
-            let Some(words) = u32::try_from(c).ok().and_then(|c| self.chunks.get(&c)) else {
-                push(base..end);
-                continue;
-            };
             for (wi, &word) in words.iter().enumerate() {
                 let wbase = base + 64 * wi as u64;
                 if wbase >= end {
@@ -95,6 +99,10 @@ impl ClusterBitmap {
                     w &= !(((1u64 << run) - 1) << start);
                 }
             }
+            next = end;
+        }
+        if next < total {
+            push(next..total);
         }
         out
     }

@@ -182,9 +182,11 @@ impl<R: Read> VmaReader<R> {
         buf.clear();
         let at = self.offset;
         buf.offset = at;
-        let storage = buf.storage();
-        let got = read_full(&mut self.inner, &mut storage[..EXTENT_HEADER_SIZE])
-            .map_err(|(n, e)| self.io_error(at + n as u64, e))?;
+        let got = read_full(
+            &mut self.inner,
+            &mut buf.storage(EXTENT_HEADER_SIZE)[..EXTENT_HEADER_SIZE],
+        )
+        .map_err(|(n, e)| self.io_error(at + n as u64, e))?;
         self.offset += got as u64;
         if got == 0 {
             return Ok(false);
@@ -198,7 +200,7 @@ impl<R: Read> VmaReader<R> {
             });
         }
         let mut hdr = [0u8; EXTENT_HEADER_SIZE];
-        hdr.copy_from_slice(&storage[..EXTENT_HEADER_SIZE]);
+        hdr.copy_from_slice(&buf.data[..EXTENT_HEADER_SIZE]);
         let eh = ExtentHeader::parse_checked(&hdr, &self.header.uuid, at)
             .map_err(|e| e.with_file(&self.name))?;
         let block_count = usize::from(eh.block_count);
@@ -214,6 +216,7 @@ impl<R: Read> VmaReader<R> {
         }
         let data_len = block_count * BLOCK_SIZE;
         let total = EXTENT_HEADER_SIZE + data_len;
+        let storage = buf.storage(total);
         let got = read_full(&mut self.inner, &mut storage[EXTENT_HEADER_SIZE..total])
             .map_err(|(n, e)| self.io_error(self.offset + n as u64, e))?;
         self.offset += got as u64;

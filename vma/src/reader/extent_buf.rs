@@ -6,8 +6,8 @@ use crate::format::{
 };
 
 /// One extent's bytes, owned and `Send`, so a reader thread can hand it to a writer thread and
-/// get it back for reuse. The 3.7 MiB buffer is allocated on first use and then reused, so
-/// reading allocates nothing per extent.
+/// get it back for reuse. The buffer (at most 3.7 MiB) grows to the largest extent seen and
+/// is then reused, so reading allocates nothing per extent.
 pub struct ExtentBuf {
     pub(crate) data: Vec<u8>,
     pub(crate) len: usize,
@@ -43,10 +43,14 @@ impl ExtentBuf {
         }
     }
 
-    /// Grows the storage to the largest extent once.
-    pub(crate) fn storage(&mut self) -> &mut [u8] {
-        if self.data.len() < MAX_EXTENT_SIZE {
-            self.data.resize(MAX_EXTENT_SIZE, 0);
+    /// Grows the storage to at least `need` bytes (never beyond [`MAX_EXTENT_SIZE`], which
+    /// the reader checks first) and returns it. Growing only on demand keeps archives of
+    /// small or empty extents (all-zero disks) from paying for 3.7 MiB; once a full extent
+    /// was seen the buffer is never reallocated again.
+    pub(crate) fn storage(&mut self, need: usize) -> &mut [u8] {
+        debug_assert!(need <= MAX_EXTENT_SIZE);
+        if self.data.len() < need {
+            self.data.resize(need, 0);
         }
         &mut self.data
     }
