@@ -128,10 +128,8 @@ impl FsKind {
         match self {
             FsKind::Swap => "swap space: nothing to mount",
             FsKind::LvmPv => {
-                "LVM2 physical volume: vzsnap does not activate guest volume groups (their names may clash \
-                 with the host's); the read-only loop device stays attached so you can inspect it, e.g. \
-                 `pvs --devices <loop>` then `vgchange -ay --readonly --devices <loop> <vg>` and mount \
-                 /dev/<vg>/<lv> read-only; run `vgchange -an --devices <loop> <vg>` before `vzsnap umount`"
+                "LVM2 physical volume: vzsnap does not attach or activate guest volume groups (the \
+                 host's LVM could auto-activate them, and their names may clash with the host's)"
             }
             FsKind::Luks => "LUKS encrypted: vzsnap does not open encrypted volumes",
             FsKind::LinuxRaid => "Linux md RAID member: vzsnap does not assemble arrays",
@@ -142,12 +140,6 @@ impl FsKind {
             }
             _ => "",
         }
-    }
-
-    /// Whether vzsnap keeps a read-only loop device attached for it although it does not mount
-    /// it (so the admin can look inside with their own tools).
-    pub fn keep_loop(&self) -> bool {
-        matches!(self, FsKind::LvmPv)
     }
 
     /// Whether the signature is written over byte 0 of the device (so it beats an MBR there).
@@ -546,7 +538,7 @@ mod tests {
             fs.uuid.as_deref(),
             Some("abcdef-ghij-klmn-opqr-stuv-wxyz-ABCDEF")
         );
-        assert!(fs.kind.keep_loop() && fs.kind.mount_spec().is_none());
+        assert!(fs.kind.mount_spec().is_none());
 
         let mut b = vec![0u8; PROBE_SIZE];
         b[4086..4096].copy_from_slice(b"SWAPSPACE2");
