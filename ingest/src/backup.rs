@@ -146,7 +146,7 @@ pub fn ingest_backup(
     let prepared = volume::prepare(store, &vol, &opts.volume_properties).map_err(Failed::new)?;
     opts.crash.at("after-prepare");
     let fail = |error: IngestError| {
-        let undo_error = volume::undo(store, &vol, prepared.has_snapshots).err();
+        let undo_error = volume::undo(store, &vol, prepared.has_snapshots, error.is_no_space()).err();
         if let Some(e) = &undo_error {
             tracing::error!(volume = %vol, "undoing the failed ingest failed too: {e}");
         }
@@ -402,8 +402,7 @@ fn sync_into(
     manifest.write_to(vol_dir)?;
     store::sync_dir(vol_dir).map_err(out_err(vol_dir))?;
     progress.finish(&format!(
-        "{}: {} written, {} zeroed, {} unchanged in {:.1} s",
-        archive.file_name,
+        "{} written, {} zeroed, {} unchanged in {:.1} s",
         human_bytes(total.written),
         human_bytes(total.zeroed),
         human_bytes(total.unchanged),

@@ -38,3 +38,30 @@ pub enum ZeroMode {
     /// `pwrite` of zeros (ZFS with compression turns whole zero records into holes itself).
     Write,
 }
+
+impl ZeroMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ZeroMode::Punch => "punch",
+            ZeroMode::Write => "write",
+        }
+    }
+}
+
+impl std::fmt::Display for ZeroMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for ZeroMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "punch" => Ok(ZeroMode::Punch),
+            "write" => Ok(ZeroMode::Write),
+            _ => Err(format!("unknown zero mode {s:?} (expected punch or write)")),
+        }
+    }
+}

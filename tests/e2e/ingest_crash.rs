@@ -1,0 +1,156 @@
+//! Crash safety of `vzsnap ingest`: the real binary is crashed at random points — aborted by
+//! the test hook `VZSNAP_TEST_CRASH_AT` at a random archive byte or at a named step
+//! (`std::process::abort()`: no cleanup, like a power cut for the process), or killed with
+//! SIGKILL after a random delay — and re-run each time. After every crash:
+//! - every snapshot that exists is byte-identical to its backup's images (no partial
+//!   snapshot), and only backups' snapshots exist;
+//! - every backup's input still exists unless its snapshot does (`delete_input = true`);
+//!
+//! and after a final clean run every backup is a complete snapshot, the protected one held.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use ingest::crash::PHASES;
+use ingest::synth::check::compare_volume;
+use ingest::synth::{Day, Rng, SeriesSpec};
+use store::layout::PROTECTED_HOLD_TAG;
+use store::{SnapshotName, VolumeName};
+
+use crate::support::*;
+
+const VMID: u32 = 100;
+const SEED: u64 = 17;
+
+fn vol() -> VolumeName {
+    VolumeName::new(VMID.to_string()).unwrap()
+}
+
+/// Back to an empty store and a full dump directory.
+fn reset(b: &Backend, s: &Setup, days: &[Day]) {
+    let st = b.store();
+    if st.list_volumes().unwrap().contains(&vol()) {
+        for snap in st.list_snapshots(&vol()).unwrap() {
+            st.release(&vol(), &snap.name, PROTECTED_HOLD_TAG).unwrap();
+        }
+        st.destroy_volume(&vol(), true).unwrap();
+    }
+    for e in std::fs::read_dir(&s.dump).unwrap() {
+        std::fs::remove_file(e.unwrap().path()).unwrap();
+    }
+    write_days(&s.dump, VMID, SEED, days);
+}
+
+fn archive_exists(s: &Setup, d: &Day) -> bool {
+    std::fs::read_dir(&s.dump).unwrap().any(|e| {
+        let n = e.unwrap().file_name().into_string().unwrap();
+        n.starts_with(&format!("vzdump-qemu-{VMID}-{}.vma", d.time.snapshot_name())) && !n.ends_with(".notes") && !n.ends_with(".protected")
+    })
+}
+
+/// The invariants that must hold after any crash. Returns how many backups are done.
+fn check(b: &Backend, s: &Setup, days: &[Day], what: &str) -> usize {
+    let st = b.store();
+    let snaps = if st.list_volumes().unwrap().contains(&vol()) {
+        st.list_snapshots(&vol()).unwrap()
+    } else {
+        Vec::new()
+    };
+    for snap in &snaps {
+        let day = days
+            .iter()
+            .find(|d| d.time.snapshot_name() == snap.name.as_str())
+            .unwrap_or_else(|| panic!("{what}: unexpected snapshot {}", snap.name));
+        let dir = st.snapshot_path(&vol(), &snap.name).unwrap();
+        compare_volume(&dir, day).unwrap_or_else(|e| panic!("{what}: partial snapshot {}: {e}", snap.name));
+    }
+    for d in days {
+        let snapped = snaps.iter().any(|x| x.name.as_str() == d.time.snapshot_name());
+        assert!(
+            snapped || archive_exists(s, d),
+            "{what}: day {} lost: no snapshot and no input",
+            d.number
+        );
+    }
+    snaps.len()
+}
+
+fn kill_at_random_points(b: &Backend, points: usize, size: u64) {
+    let seed = std::env::var("VZSNAP_CRASH_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or(20261127u64);
+    eprintln!("{}: crash test seed {seed} (set VZSNAP_CRASH_SEED to repeat)", b.name());
+    let s = Setup::new(&b.spec(), "delete_input = true");
+    let days = days(SeriesSpec::new(VMID, SEED, size), 3);
+    let stream_bytes: u64 = days[0].disks.iter().map(|d| d.data.len() as u64).sum();
+    reset(b, &s, &days);
+    // Calibrate the timed kills with one clean run.
+    let t0 = Instant::now();
+    run_ok(&mut s.ingest(&["-q"]));
+    let full = t0.elapsed();
+    assert_eq!(check(b, &s, &days, "calibration"), 3);
+    reset(b, &s, &days);
+
+    let mut rng = Rng::new(seed);
+    let (mut aborted, mut killed) = (0, 0);
+    for k in 0..points {
+        if check(b, &s, &days, "before") == days.len() {
+            reset(b, &s, &days);
+        }
+        let mut cmd = s.ingest(&["-q"]);
+        let what = match rng.below(10) {
+            0..6 => format!("byte:{}", 1 + rng.below(stream_bytes)),
+            6..8 => PHASES[rng.below(PHASES.len() as u64) as usize].to_string(),
+            _ => format!("kill after {} ms", rng.below(full.as_millis() as u64 + 1)),
+        };
+        let status = if let Some(ms) = what.strip_prefix("kill after ").and_then(|r| r.strip_suffix(" ms")) {
+            let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+            std::thread::sleep(Duration::from_millis(ms.parse().unwrap()));
+            let _ = child.kill();
+            child.wait().unwrap()
+        } else {
+            cmd.env("VZSNAP_TEST_CRASH_AT", &what).output().unwrap().status
+        };
+        use std::os::unix::process::ExitStatusExt;
+        match status.signal() {
+            Some(6) => aborted += 1,
+            Some(9) => killed += 1,
+            _ => assert!(status.success(), "point {k} ({what}): {status}"),
+        }
+        let done = check(b, &s, &days, &format!("point {k} ({what})"));
+        eprintln!("{} point {k}: {what}: {status}, {done} snapshots", b.name());
+    }
+    eprintln!("{}: {aborted} aborted by the hook, {killed} killed by SIGKILL", b.name());
+    assert!(aborted + killed >= points * 2 / 3, "most points must really crash");
+    // A clean run finishes everything.
+    run_ok(&mut s.ingest(&["-q"]));
+    assert_eq!(check(b, &s, &days, "final"), 3);
+    let st = b.store();
+    assert!(!st.changed_since_latest(&vol()).unwrap());
+    for d in &days {
+        let snap = SnapshotName::new(d.time.snapshot_name()).unwrap();
+        let held = st.holds(&vol(), &snap).unwrap().contains(&PROTECTED_HOLD_TAG.to_string());
+        assert_eq!(held, d.protected, "day {}", d.number);
+        assert_eq!(archive_exists(&s, d), d.protected, "day {}: input deleted unless protected", d.number);
+    }
+}
+
+mod btrfs {
+    use super::*;
+
+    #[test]
+    fn kill_at_random_points() {
+        if let Some(b) = Backend::btrfs() {
+            super::kill_at_random_points(&b, 24, 8 << 20);
+        }
+    }
+}
+
+mod zfs {
+    use super::*;
+
+    #[test]
+    fn kill_at_random_points() {
+        if let Some(b) = Backend::zfs() {
+            super::kill_at_random_points(&b, 8, 2 << 20);
+        }
+    }
+}
