@@ -6,6 +6,12 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::exit::ExitCode;
 
+mod blocksync;
+mod dev;
+mod ingest;
+mod prune;
+mod report;
+
 #[derive(Debug, Parser)]
 #[command(name = "vzsnap", version, about = "Proxmox VE VMA backups as dated ZFS/btrfs snapshots")]
 pub struct Cli {
@@ -30,8 +36,26 @@ pub struct GlobalArgs {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Ingest new vzdump backups: one volume per VM, changed blocks only, dated snapshots.
+    Ingest(ingest::IngestArgs),
+    /// Make DST byte-identical to SRC writing only the 4 KiB blocks that differ.
+    Blocksync(blocksync::BlocksyncArgs),
+    /// Apply the retention policy (PBS/PVE keep-* semantics) to each VM's snapshots.
+    Prune(prune::PruneArgs),
+    /// Space per snapshot vs the vzdump archives (virtual size, archive size, written, savings).
+    Report(report::ReportArgs),
+    /// Helpers for the demo and tests.
+    #[command(hide = true, subcommand)]
+    Dev(dev::DevCommand),
+}
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    match cli.command {}
+    match cli.command {
+        Command::Ingest(a) => ingest::run(&cli.global, a),
+        Command::Blocksync(a) => blocksync::run(&cli.global, a),
+        Command::Prune(a) => prune::run(&cli.global, a),
+        Command::Report(a) => report::run(&cli.global, a),
+        Command::Dev(c) => dev::run(&cli.global, c),
+    }
 }
