@@ -25,7 +25,6 @@ mod policy;
 
 use std::fmt;
 
-
 /// The time zone type, re-exported so callers (the CLI) need no direct jiff dependency.
 pub use jiff::tz::TimeZone;
 pub use period::{Periods, format_local, zone_name};

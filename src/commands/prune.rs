@@ -20,6 +20,16 @@ use super::GlobalArgs;
 use crate::exit::ExitCode;
 
 #[derive(Debug, Args)]
+#[command(after_help = "\
+Policy: without --keep-* options the config's [prune] keep-* keys apply, and a
+[prune.vm.<VMID>] table replaces them for that VM. Any --keep-* option replaces the
+configured policy for every VM of this run. With no positive keep-* option everything is
+kept (PVE's keep-all). Semantics are Proxmox Backup Server's: rules run last, hourly,
+daily, weekly, monthly, yearly; each keeps the newest backup of its N newest periods that
+are not already covered; periods are in local time ([prune] timezone), weeks are ISO weeks.
+Held (protected) snapshots are never removed and never counted; the newest snapshot and
+snapshots without vzsnap metadata are never removed.
+Exit codes: 0 done, 1 some VM or snapshot failed (the others were pruned), 2 nothing done.")]
 pub struct PruneArgs {
     /// VMs to prune (default: every VM volume in the store).
     #[arg(value_name = "VMID")]
@@ -141,9 +151,7 @@ pub fn run(global: &GlobalArgs, args: PruneArgs) -> anyhow::Result<ExitCode> {
         let policy = cli_policy.unwrap_or_else(|| config.prune.policy_for(vol.as_str()));
         match prune_volume(store.as_ref(), &vol, &policy, &tz, args.dry_run) {
             Ok(report) => {
-                if !global.quiet && !args.json {
-                    tracing::info!("{}", report.summary());
-                }
+                tracing::debug!("{}", report.summary());
                 out.volumes.push(report);
             }
             Err(e) => {
