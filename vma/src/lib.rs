@@ -1,7 +1,7 @@
 //! Proxmox VE VMA archives: a streaming reader, a writer with the C writer's exact layout,
 //! and the format's structures.
 //!
-//! - [`format`]: constants and pure (de)serialisation of the on-disk structures.
+//! - [`format`](mod@format): constants and pure (de)serialisation of the on-disk structures.
 //! - [`VmaReader`]: reads from any `Read` without seeking, in bounded memory, validating like
 //!   Proxmox's C reader; clusters come out zero-copy through [`ExtentBuf`] / [`ClusterRef`].
 //! - [`VmaWriter`]: writes archives byte-compatible with `vma create` / live vzdump backups.
