@@ -483,3 +483,23 @@ fn fifo_map_errors() {
         assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
     }
 }
+
+#[test]
+fn fifo_map_with_drive_filter_needs_no_mapping_for_filtered_devices() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = disk(61, 3 * 65536);
+    let b = disk(62, 2 * 65536);
+    let arch = lib_archive(&[], &[("drive-scsi0", &a), ("drive-scsi1", &b)], true, 0);
+    let p = put(dir.path(), "a.vma", &arch);
+    let t = put(dir.path(), "t.raw", &vec![0u8; a.len()]);
+    let fifo = dir.path().join("f");
+    let target = dir.path().join("out");
+    let r = start_restore(&p, &fifo, &target, &["-d", "drive-scsi0"]);
+    assert_eq!(header_phase(&r).len(), 2, "the listing shows every device");
+    let mut f = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+    writeln!(f, "format=raw:0:drive-scsi0={}", t.display()).unwrap();
+    drop(f); // EOF ends the map like `done`
+    let out = finish_restore(r);
+    assert!(out.status.success(), "{}", out.stderr);
+    assert!(std::fs::read(&t).unwrap() == a);
+}
