@@ -15,7 +15,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use serde::Serialize;
-use store::layout::{self, LOG_FILE, Manifest, ManifestDevice, NOTES_FILE, PROTECTED_HOLD_TAG, meta_keys};
+use store::layout::{
+    self, LOG_FILE, Manifest, ManifestDevice, NOTES_FILE, PROTECTED_HOLD_TAG, meta_keys,
+};
 use store::{MetaKey, SnapshotName, Store, StoreError, VolumeName};
 use vma::VmaReader;
 use vma::compress::{Compression, open_decompressed};
@@ -86,12 +88,12 @@ pub struct Failed {
 }
 
 impl Failed {
-    fn new(error: impl Into<IngestError>) -> Self {
-        Failed {
+    fn new(error: impl Into<IngestError>) -> Box<Self> {
+        Box::new(Failed {
             error: error.into(),
             undo_error: None,
             recovery: None,
-        }
+        })
     }
 }
 
@@ -119,7 +121,10 @@ fn snapshot_meta(
     put(meta_keys::CTIME, ctime.to_string())?;
     put(meta_keys::BACKUP_TIME, backup_time.to_string())?;
     put(meta_keys::BYTES_WRITTEN, bytes_written.to_string())?;
-    put(meta_keys::PROTECTED, if archive.protected { "1" } else { "0" }.to_owned())?;
+    put(
+        meta_keys::PROTECTED,
+        if archive.protected { "1" } else { "0" }.to_owned(),
+    )?;
     Ok(m)
 }
 
@@ -139,22 +144,23 @@ pub fn ingest_backup(
     opts: &IngestOptions,
     progress: &dyn Progress,
     archive: &Archive,
-) -> Result<Ingested, Failed> {
+) -> Result<Ingested, Box<Failed>> {
     let vol = volume_name(archive.vmid()).map_err(Failed::new)?;
     let snap = SnapshotName::new(archive.name.time.snapshot_name())
         .map_err(|e| Failed::new(StoreError::from(e)))?;
     let prepared = volume::prepare(store, &vol, &opts.volume_properties).map_err(Failed::new)?;
     opts.crash.at("after-prepare");
     let fail = |error: IngestError| {
-        let undo_error = volume::undo(store, &vol, prepared.has_snapshots, error.is_no_space()).err();
+        let undo_error =
+            volume::undo(store, &vol, prepared.has_snapshots, error.is_no_space()).err();
         if let Some(e) = &undo_error {
             tracing::error!(volume = %vol, "undoing the failed ingest failed too: {e}");
         }
-        Failed {
+        Box::new(Failed {
             error,
             undo_error,
             recovery: prepared.recovery.clone(),
-        }
+        })
     };
     let synced = match sync_into(opts, progress, archive, &prepared.path) {
         Ok(s) => s,
@@ -185,10 +191,12 @@ pub fn ingest_backup(
         input_deleted: false,
     };
     // From here on the snapshot is good; a failure is reported but never undoes it.
-    let after = |error: IngestError| Failed {
-        error,
-        undo_error: None,
-        recovery: prepared.recovery.clone(),
+    let after = |error: IngestError| {
+        Box::new(Failed {
+            error,
+            undo_error: None,
+            recovery: prepared.recovery.clone(),
+        })
     };
     if archive.protected {
         store
@@ -326,7 +334,9 @@ fn sync_into(
     let mut total = SyncStats::default();
     let mut devices = Vec::new();
     for ((d, f), prev) in header.devices.iter().zip(&files).zip(previous) {
-        let Some(img) = targets.take(d.id) else { continue };
+        let Some(img) = targets.take(d.id) else {
+            continue;
+        };
         let stats = img.finish(true)?;
         total += stats;
         devices.push(DeviceResult {

@@ -29,7 +29,9 @@ impl CrashHook {
     /// Parses `byte:<N>` or a phase name.
     pub fn parse(spec: &str) -> Result<Self, String> {
         if let Some(n) = spec.strip_prefix("byte:") {
-            let n = n.parse().map_err(|_| format!("crash hook {spec:?}: bad byte offset"))?;
+            let n = n
+                .parse()
+                .map_err(|_| format!("crash hook {spec:?}: bad byte offset"))?;
             return Ok(CrashHook {
                 at_byte: Some(n),
                 at_phase: None,

@@ -54,7 +54,9 @@ impl IngestError {
             IngestError::Sync(SyncError::Io { file, offset, .. })
             | IngestError::Sync(SyncError::BeyondEnd { file, offset, .. })
             | IngestError::Sync(SyncError::ShortCluster { file, offset, .. })
-            | IngestError::Sync(SyncError::NoTarget { file, offset, .. }) => Some((file.clone(), *offset)),
+            | IngestError::Sync(SyncError::NoTarget { file, offset, .. }) => {
+                Some((file.clone(), *offset))
+            }
             _ => None,
         }
     }
@@ -65,7 +67,10 @@ impl IngestError {
             IngestError::Sync(e) => e.is_no_space(),
             IngestError::Store(StoreError::NoSpace { .. }) => true,
             IngestError::Output { source, .. } => {
-                matches!(source.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
+                matches!(
+                    source.raw_os_error(),
+                    Some(libc::ENOSPC) | Some(libc::EDQUOT)
+                )
             }
             _ => false,
         }

@@ -95,7 +95,11 @@ mod tests {
         assert!(write_if_changed(&p, b"a").unwrap());
         let ino = std::fs::metadata(&p).unwrap().ino();
         assert!(!write_if_changed(&p, b"a").unwrap());
-        assert_eq!(std::fs::metadata(&p).unwrap().ino(), ino, "unchanged file untouched");
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().ino(),
+            ino,
+            "unchanged file untouched"
+        );
         assert!(write_if_changed(&p, b"b").unwrap());
         assert_eq!(std::fs::read(&p).unwrap(), b"b");
         let src = d.path().join("src.log");

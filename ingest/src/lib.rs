@@ -18,15 +18,15 @@ pub mod lock;
 pub mod metrics;
 pub mod options;
 pub mod plan;
+pub mod prune;
+pub mod report;
+pub mod retention;
 pub mod run;
 pub mod scan;
 pub mod summary;
 pub mod sync;
 pub mod synth;
 pub mod volume;
-pub mod prune;
-pub mod report;
-pub mod retention;
 
 pub use error::IngestError;
 pub use options::IngestOptions;

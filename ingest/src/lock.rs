@@ -106,7 +106,13 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let msg = RunLock::acquire(&p, false).unwrap_err().to_string();
-        assert!(msg.starts_with(&format!("locked by another vzsnap ingest (pid {})", std::process::id())), "{msg}");
+        assert!(
+            msg.starts_with(&format!(
+                "locked by another vzsnap ingest (pid {})",
+                std::process::id()
+            )),
+            "{msg}"
+        );
         drop(l);
         RunLock::acquire(&p, false).unwrap();
     }

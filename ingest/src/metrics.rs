@@ -51,10 +51,13 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
+/// A per-VM metric: name, help text, value.
+type PerVm = (&'static str, &'static str, fn(&VolumeMetrics) -> String);
+
 /// Pure: the textfile contents.
 pub fn render(vols: &[VolumeMetrics], run: &RunSummary) -> String {
     let mut o = String::new();
-    let per_vm: [(&str, &str, fn(&VolumeMetrics) -> String); 4] = [
+    let per_vm: [PerVm; 4] = [
         (
             "vzsnap_ingest_last_success_timestamp_seconds",
             "When the newest snapshot of the VM was taken.",
@@ -70,7 +73,9 @@ pub fn render(vols: &[VolumeMetrics], run: &RunSummary) -> String {
             "Bytes the store accounts to the newest snapshot (ZFS written).",
             |v| v.snapshot_written.to_string(),
         ),
-        ("vzsnap_snapshots", "Snapshots of the VM.", |v| v.snapshots.to_string()),
+        ("vzsnap_snapshots", "Snapshots of the VM.", |v| {
+            v.snapshots.to_string()
+        }),
     ];
     for (name, help, value) in per_vm {
         family(&mut o, name, "gauge", help);
@@ -80,19 +85,31 @@ pub fn render(vols: &[VolumeMetrics], run: &RunSummary) -> String {
     }
     let t = &run.totals;
     let run_metrics: [(&str, &str, String); 5] = [
-        ("vzsnap_ingest_last_run_timestamp_seconds", "Start of the last ingest run.", run.started.to_string()),
+        (
+            "vzsnap_ingest_last_run_timestamp_seconds",
+            "Start of the last ingest run.",
+            run.started.to_string(),
+        ),
         (
             "vzsnap_ingest_last_run_duration_seconds",
             "Duration of the last ingest run.",
             format!("{:.3}", run.duration_seconds),
         ),
-        ("vzsnap_ingest_last_run_ingested", "Backups ingested by the last run.", t.ingested.to_string()),
+        (
+            "vzsnap_ingest_last_run_ingested",
+            "Backups ingested by the last run.",
+            t.ingested.to_string(),
+        ),
         (
             "vzsnap_ingest_last_run_failures",
             "Backups (and prunes) that failed in the last run.",
             (t.failed + run.errors.len() as u64).to_string(),
         ),
-        ("vzsnap_ingest_last_run_written_bytes", "Image bytes written by the last run.", t.written.to_string()),
+        (
+            "vzsnap_ingest_last_run_written_bytes",
+            "Image bytes written by the last run.",
+            t.written.to_string(),
+        ),
     ];
     for (name, help, value) in run_metrics {
         family(&mut o, name, "gauge", help);
@@ -137,7 +154,9 @@ mod tests {
         }];
         let t = render(&v, &run);
         assert!(t.contains("# TYPE vzsnap_ingest_last_success_timestamp_seconds gauge\n"));
-        assert!(t.contains("vzsnap_ingest_last_success_timestamp_seconds{vmid=\"100\"} 1799999000\n"));
+        assert!(
+            t.contains("vzsnap_ingest_last_success_timestamp_seconds{vmid=\"100\"} 1799999000\n")
+        );
         assert!(t.contains("vzsnap_snapshot_written_bytes{vmid=\"100\"} 12288\n"));
         assert!(t.contains("vzsnap_ingest_last_run_failures 2\n"));
         assert!(t.contains("vzsnap_ingest_last_run_duration_seconds 12.500\n"));

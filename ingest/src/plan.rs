@@ -108,7 +108,10 @@ mod tests {
 
     #[test]
     fn fresh_volume_ingests_everything_in_order() {
-        let a = [archive("2026_11_01-02_00_00"), archive("2026_11_02-02_00_00")];
+        let a = [
+            archive("2026_11_01-02_00_00"),
+            archive("2026_11_02-02_00_00"),
+        ];
         assert_eq!(plan_vm(&a, &[], false), [Action::Ingest, Action::Ingest]);
     }
 
@@ -122,14 +125,22 @@ mod tests {
         ];
         let existing = [
             snap("manual-before-upgrade", None),
-            snap("2026_11_01-02_00_00", Some("vzdump-qemu-100-2026_11_01-02_00_00.vma.zst")),
-            snap("2026_11_02-02_00_00", Some("vzdump-qemu-100-2026_11_02-02_00_00.vma.gz")),
+            snap(
+                "2026_11_01-02_00_00",
+                Some("vzdump-qemu-100-2026_11_01-02_00_00.vma.zst"),
+            ),
+            snap(
+                "2026_11_02-02_00_00",
+                Some("vzdump-qemu-100-2026_11_02-02_00_00.vma.gz"),
+            ),
         ];
         let p = plan_vm(&a, &existing, false);
         assert_eq!(
             p,
             [
-                Action::OlderThanNewest { newest: "2026_11_02-02_00_00".into() },
+                Action::OlderThanNewest {
+                    newest: "2026_11_02-02_00_00".into()
+                },
                 Action::AlreadyIngested { same_source: true },
                 Action::AlreadyIngested { same_source: false },
                 Action::Ingest,

@@ -47,7 +47,10 @@ fn existing_snapshots(store: &dyn Store, vmid: u32) -> Result<Vec<ExistingSnapsh
         .map(|s| ExistingSnapshot {
             name: s.name.to_string(),
             source: s.meta.get(meta_keys::SOURCE).cloned(),
-            archive_size: s.meta.get(meta_keys::ARCHIVE_SIZE).and_then(|v| v.parse().ok()),
+            archive_size: s
+                .meta
+                .get(meta_keys::ARCHIVE_SIZE)
+                .and_then(|v| v.parse().ok()),
         })
         .collect())
 }
@@ -64,7 +67,9 @@ pub fn run(
     let mut summary = RunSummary {
         format: SUMMARY_FORMAT,
         dry_run: opts.dry_run,
-        started: now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64),
+        started: now
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64),
         duration_seconds: 0.0,
         backups: Vec::new(),
         prune: Vec::new(),
@@ -76,12 +81,17 @@ pub fn run(
         summary.backups.push(skipped(a, why.code(), why.message()));
     }
     for p in &found.in_progress {
-        tracing::info!("{}: vzdump is still writing; left for the next run", p.display());
+        tracing::info!(
+            "{}: vzdump is still writing; left for the next run",
+            p.display()
+        );
     }
     for (&vmid, archives) in &found.vms {
         run_vm(store, opts, progress, vmid, archives, &mut summary);
     }
-    summary.backups.sort_by(|a, b| (a.vmid, &a.backup_time).cmp(&(b.vmid, &b.backup_time)));
+    summary
+        .backups
+        .sort_by(|a, b| (a.vmid, &a.backup_time).cmp(&(b.vmid, &b.backup_time)));
     summary.duration_seconds = started.elapsed().as_secs_f64();
     summary.compute_totals();
     Ok(summary)
@@ -98,7 +108,9 @@ fn run_vm(
     let existing = match existing_snapshots(store, vmid) {
         Ok(e) => e,
         Err(e) => {
-            summary.errors.push(format!("VM {vmid}: cannot list its snapshots: {e}"));
+            summary
+                .errors
+                .push(format!("VM {vmid}: cannot list its snapshots: {e}"));
             for a in archives {
                 let mut r = result_for(a, Status::Failed);
                 r.error = Some(error_info(&e.to_string(), None, false, None));
@@ -116,7 +128,10 @@ fn run_vm(
         let mut r = match action {
             Action::Ingest if opts.dry_run => {
                 let mut r = result_for(a, Status::Planned);
-                r.message = Some(format!("would ingest into {vmid}@{}", a.name.time.snapshot_name()));
+                r.message = Some(format!(
+                    "would ingest into {vmid}@{}",
+                    a.name.time.snapshot_name()
+                ));
                 r
             }
             Action::Ingest if failed => skipped(
@@ -232,7 +247,12 @@ fn finish_already_ingested(
     Ok(())
 }
 
-fn error_info(message: &str, loc: Option<(String, u64)>, no_space: bool, undo: Option<String>) -> ErrorInfo {
+fn error_info(
+    message: &str,
+    loc: Option<(String, u64)>,
+    no_space: bool,
+    undo: Option<String>,
+) -> ErrorInfo {
     let (file, offset) = match loc {
         Some((f, o)) => (Some(f), Some(o)),
         None => (None, None),

@@ -35,7 +35,10 @@ pub fn classify(file_name: &str, is_dir: bool) -> EntryKind {
     if file_name.ends_with(".dat") || (is_dir && file_name.ends_with(".tmp")) {
         return EntryKind::InProgress;
     }
-    if [".log", ".notes", ".protected"].iter().any(|s| file_name.ends_with(s)) {
+    if [".log", ".notes", ".protected"]
+        .iter()
+        .any(|s| file_name.ends_with(s))
+    {
         return EntryKind::Companion;
     }
     if is_dir {
@@ -169,7 +172,8 @@ pub fn scan(opts: &ScanOptions, now: SystemTime) -> Result<Scan, ScanError> {
             names.push((name, is_dir));
         }
         names.sort();
-        let present: std::collections::BTreeSet<&str> = names.iter().map(|(n, _)| n.as_str()).collect();
+        let present: std::collections::BTreeSet<&str> =
+            names.iter().map(|(n, _)| n.as_str()).collect();
         for (name, is_dir) in &names {
             let bn = match classify(name, *is_dir) {
                 EntryKind::Archive(bn) => bn,
@@ -255,18 +259,33 @@ mod tests {
 
     #[test]
     fn classify_by_name() {
-        assert!(matches!(classify(&format!("{B}.vma.zst"), false), EntryKind::Archive(_)));
-        assert!(matches!(classify(&format!("{B}.vma"), false), EntryKind::Archive(_)));
+        assert!(matches!(
+            classify(&format!("{B}.vma.zst"), false),
+            EntryKind::Archive(_)
+        ));
+        assert!(matches!(
+            classify(&format!("{B}.vma"), false),
+            EntryKind::Archive(_)
+        ));
         assert!(matches!(
             classify("vzdump-lxc-101-2026_11_01-02_00_03.tar.zst", false),
             EntryKind::Archive(_)
         ));
-        assert_eq!(classify(&format!("{B}.vma.dat"), false), EntryKind::InProgress);
+        assert_eq!(
+            classify(&format!("{B}.vma.dat"), false),
+            EntryKind::InProgress
+        );
         assert_eq!(classify(&format!("{B}.dat"), false), EntryKind::InProgress);
         assert_eq!(classify(&format!("{B}.tmp"), true), EntryKind::InProgress);
         assert_eq!(classify(&format!("{B}.log"), false), EntryKind::Companion);
-        assert_eq!(classify(&format!("{B}.vma.zst.notes"), false), EntryKind::Companion);
-        assert_eq!(classify(&format!("{B}.vma.zst.protected"), false), EntryKind::Companion);
+        assert_eq!(
+            classify(&format!("{B}.vma.zst.notes"), false),
+            EntryKind::Companion
+        );
+        assert_eq!(
+            classify(&format!("{B}.vma.zst.protected"), false),
+            EntryKind::Companion
+        );
         assert_eq!(classify(&format!("{B}.vma.zst"), true), EntryKind::Other);
         assert_eq!(classify("vzdump-qemu-100-x.vma", false), EntryKind::Other);
         assert_eq!(classify("notes.txt", false), EntryKind::Other);
@@ -300,10 +319,22 @@ mod tests {
             touch(d1.path(), n, old);
         }
         std::fs::create_dir(d1.path().join("vzdump-qemu-100-2026_11_03-02_00_00.tmp")).unwrap();
-        touch(d1.path(), "vzdump-qemu-105-2026_11_01-02_00_00.vma", Duration::from_secs(10));
+        touch(
+            d1.path(),
+            "vzdump-qemu-105-2026_11_01-02_00_00.vma",
+            Duration::from_secs(10),
+        );
         // Same backup in the second directory: a duplicate; another one only there.
-        touch(d2.path(), "vzdump-qemu-100-2026_11_02-02_00_00.vma.lzo", old);
-        touch(d2.path(), "vzdump-qemu-100-2026_10_31-02_00_00.vma.lzo", old);
+        touch(
+            d2.path(),
+            "vzdump-qemu-100-2026_11_02-02_00_00.vma.lzo",
+            old,
+        );
+        touch(
+            d2.path(),
+            "vzdump-qemu-100-2026_10_31-02_00_00.vma.lzo",
+            old,
+        );
         let opts = ScanOptions {
             dump_dirs: vec![d1.path().into(), d2.path().into()],
             settle: Duration::from_secs(60),
@@ -323,7 +354,13 @@ mod tests {
         );
         let first = &s.vms[&100][1];
         assert!(first.protected);
-        assert!(first.log.as_ref().unwrap().ends_with("vzdump-qemu-100-2026_11_01-02_00_00.log"));
+        assert!(
+            first
+                .log
+                .as_ref()
+                .unwrap()
+                .ends_with("vzdump-qemu-100-2026_11_01-02_00_00.log")
+        );
         assert!(first.notes.is_some());
         assert!(s.vms[&100][2].log.is_none() && !s.vms[&100][2].protected);
         let mut codes: Vec<_> = s
@@ -334,7 +371,12 @@ mod tests {
         codes.sort();
         assert_eq!(
             codes,
-            [(100, "duplicate"), (103, "unsupported"), (104, "unreadable-compression"), (105, "settling")]
+            [
+                (100, "duplicate"),
+                (103, "unsupported"),
+                (104, "unreadable-compression"),
+                (105, "settling")
+            ]
         );
         assert_eq!(s.in_progress.len(), 2);
         let only = ScanOptions {

@@ -240,7 +240,11 @@ impl RunSummary {
             t.ingested,
             t.skipped,
             t.failed,
-            if self.dry_run { format!(", {} planned (dry run)", t.planned) } else { String::new() },
+            if self.dry_run {
+                format!(", {} planned (dry run)", t.planned)
+            } else {
+                String::new()
+            },
             human_bytes(t.read),
             human_bytes(t.written),
             human_bytes(t.zeroed),

@@ -48,7 +48,11 @@ fn has_entries(path: &std::path::Path) -> Result<bool, StoreError> {
 
 /// Creates the volume if needed (with `props`) and brings it to its newest snapshot (or to
 /// empty, without snapshots). See the module docs.
-pub fn prepare(store: &dyn Store, vol: &VolumeName, props: &[(String, String)]) -> Result<Prepared, StoreError> {
+pub fn prepare(
+    store: &dyn Store,
+    vol: &VolumeName,
+    props: &[(String, String)],
+) -> Result<Prepared, StoreError> {
     let path = store.ensure_volume(vol, props)?;
     let snaps = store.list_snapshots(vol)?;
     if snaps.is_empty() {
@@ -92,8 +96,16 @@ pub fn prepare(store: &dyn Store, vol: &VolumeName, props: &[(String, String)]) 
 /// really freed the discarded data, so the next VM of the same run finds the space again:
 /// btrfs frees a deleted subvolume's extents in a background cleaner, after `subvolume
 /// delete` has returned (ZFS frees within the rollback's transaction).
-pub fn undo(store: &dyn Store, vol: &VolumeName, has_snapshots: bool, reclaim: bool) -> Result<(), StoreError> {
-    let fs_dir = store.volume_path(vol).ok().and_then(|p| p.parent().map(|p| p.to_path_buf()));
+pub fn undo(
+    store: &dyn Store,
+    vol: &VolumeName,
+    has_snapshots: bool,
+    reclaim: bool,
+) -> Result<(), StoreError> {
+    let fs_dir = store
+        .volume_path(vol)
+        .ok()
+        .and_then(|p| p.parent().map(|p| p.to_path_buf()));
     if has_snapshots {
         store.rollback_to_latest(vol)?;
     } else {
@@ -106,9 +118,14 @@ pub fn undo(store: &dyn Store, vol: &VolumeName, has_snapshots: bool, reclaim: b
         && store.backend() == store::Backend::Btrfs
         && let Some(dir) = fs_dir
     {
-        let sync = store::cmd::Cmd::new("btrfs").args(["subvolume", "sync"]).arg(&dir);
+        let sync = store::cmd::Cmd::new("btrfs")
+            .args(["subvolume", "sync"])
+            .arg(&dir);
         if let Err(e) = sync.run() {
-            tracing::warn!("{}: waiting for btrfs to free deleted subvolumes failed: {e}", dir.display());
+            tracing::warn!(
+                "{}: waiting for btrfs to free deleted subvolumes failed: {e}",
+                dir.display()
+            );
         }
     }
     Ok(())
@@ -132,7 +149,8 @@ mod tests {
         assert_eq!(p.recovery, Some(Recovery::Recreated));
         assert!(!p.path.join("disk-drive-scsi0.raw").exists());
         std::fs::write(p.path.join("a"), b"1").unwrap();
-        s.snapshot(&v, &SnapshotName::new("s1").unwrap(), &BTreeMap::new()).unwrap();
+        s.snapshot(&v, &SnapshotName::new("s1").unwrap(), &BTreeMap::new())
+            .unwrap();
         let p = prepare(&s, &v, &[]).unwrap();
         assert_eq!((p.has_snapshots, p.recovery.clone()), (true, None));
         std::fs::write(p.path.join("a"), b"2").unwrap();

@@ -55,14 +55,22 @@ fn five_day_sequence(store: &dyn Store) {
         let want = expected_day_changes(prev.as_ref(), &day);
         for (name, w, z) in &want {
             let dev = ing.devices.iter().find(|x| &x.name == name).unwrap();
-            assert_eq!((dev.stats.written, dev.stats.zeroed), (*w, *z), "day {d} {name}");
-            assert_eq!(dev.stats.unchanged + dev.stats.written + dev.stats.zeroed, dev.size);
+            assert_eq!(
+                (dev.stats.written, dev.stats.zeroed),
+                (*w, *z),
+                "day {d} {name}"
+            );
+            assert_eq!(
+                dev.stats.unchanged + dev.stats.written + dev.stats.zeroed,
+                dev.size
+            );
         }
         let changed: u64 = want.iter().map(|(_, w, z)| w + z).sum();
         assert_eq!(ing.stats.changed(), changed);
         assert!(changed > 0 && changed < 3 * S, "day {d}: {changed}");
         // The snapshot (and the live volume) hold exactly this day.
-        compare_volume(&snap_path(store, 100, &day), &day).unwrap_or_else(|e| panic!("day {d}: {e}"));
+        compare_volume(&snap_path(store, 100, &day), &day)
+            .unwrap_or_else(|e| panic!("day {d}: {e}"));
         compare_volume(&store.volume_path(&vol(100)).unwrap(), &day).unwrap();
         let snaps = store.list_snapshots(&vol(100)).unwrap();
         assert_eq!(snaps.len(), d as usize);
@@ -70,8 +78,14 @@ fn five_day_sequence(store: &dyn Store) {
         assert_eq!(info.name.as_str(), day.time.snapshot_name());
         assert_eq!(info.meta[meta_keys::BYTES_WRITTEN], changed.to_string());
         assert_eq!(info.meta[meta_keys::SOURCE], r.archive);
-        assert_eq!(info.meta[meta_keys::BACKUP_TIME], day.time.to_epoch_local().unwrap().to_string());
-        assert_eq!(info.meta[meta_keys::PROTECTED], if day.protected { "1" } else { "0" });
+        assert_eq!(
+            info.meta[meta_keys::BACKUP_TIME],
+            day.time.to_epoch_local().unwrap().to_string()
+        );
+        assert_eq!(
+            info.meta[meta_keys::PROTECTED],
+            if day.protected { "1" } else { "0" }
+        );
         assert_eq!(info.held, day.protected, "day {d}");
         let bound = written_bound(store, prev.as_ref(), &day);
         assert!(
@@ -88,7 +102,12 @@ fn five_day_sequence(store: &dyn Store) {
         // Configs are rewritten only when they change: the firewall config of day 3/4
         // equals day 2's.
         let fw_changed = ing.files_changed.iter().any(|f| f == "qemu-server.fw");
-        assert_eq!(fw_changed, matches!(d, 2 | 5), "day {d}: {:?}", ing.files_changed);
+        assert_eq!(
+            fw_changed,
+            matches!(d, 2 | 5),
+            "day {d}: {:?}",
+            ing.files_changed
+        );
         match d {
             1 => assert!(ing.devices.iter().all(|x| x.previous_size.is_none())),
             3 => assert_eq!(ing.devices[0].previous_size, Some(S)),
@@ -100,12 +119,21 @@ fn five_day_sequence(store: &dyn Store) {
     }
     // The protected day is held.
     let day2 = ingest::synth::add_days(series.spec().start, 1).snapshot_name();
-    let holds = store.holds(&vol(100), &store::SnapshotName::new(day2).unwrap()).unwrap();
+    let holds = store
+        .holds(&vol(100), &store::SnapshotName::new(day2).unwrap())
+        .unwrap();
     assert_eq!(holds, [PROTECTED_HOLD_TAG]);
     // Re-running is idempotent: everything already ingested, nothing written, input kept.
     let s = ingest(store, &o);
-    assert_eq!((s.totals.ingested, s.totals.skipped, s.totals.failed), (0, 5, 0));
-    assert!(s.backups.iter().all(|b| b.reason.as_deref() == Some("already-ingested")));
+    assert_eq!(
+        (s.totals.ingested, s.totals.skipped, s.totals.failed),
+        (0, 5, 0)
+    );
+    assert!(
+        s.backups
+            .iter()
+            .all(|b| b.reason.as_deref() == Some("already-ingested"))
+    );
     assert_eq!(snap_names(store, 100).len(), 5);
     // With delete_input, the inputs of ingested, unprotected backups go; the protected stays.
     let mut o2 = o.clone();
@@ -116,7 +144,11 @@ fn five_day_sequence(store: &dyn Store) {
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
-    assert_eq!(left.len(), 4, "protected archive + log + notes + marker: {left:?}");
+    assert_eq!(
+        left.len(),
+        4,
+        "protected archive + log + notes + marker: {left:?}"
+    );
     assert!(left.iter().all(|n| n.contains("2026_11_02")), "{left:?}");
 }
 
@@ -155,7 +187,8 @@ fn corrupt_archives_leave_the_previous_snapshot(store: &dyn Store) {
         .map(|c| (*c, corrupt(&plain, c), "vma"))
         .collect();
     // A corrupt lzop block: flip a byte in the middle of the compressed data.
-    let mut lzo = std::fs::read(write_as(scratch.path(), 100, 21, &day2, Compression::Lzo)).unwrap();
+    let mut lzo =
+        std::fs::read(write_as(scratch.path(), 100, 21, &day2, Compression::Lzo)).unwrap();
     let mid = lzo.len() / 2;
     lzo[mid] ^= 0x55;
     classes.push(("corrupt-lzop-block", lzo, "vma.lzo"));
@@ -170,13 +203,26 @@ fn corrupt_archives_leave_the_previous_snapshot(store: &dyn Store) {
         assert_eq!(r.status, Status::Failed, "{class}: {r:#?}");
         let err = r.error.as_ref().unwrap();
         eprintln!("{} {class}: {}", store.backend(), err.message);
-        assert!(err.message.contains(&name), "{class}: error names the file: {}", err.message);
+        assert!(
+            err.message.contains(&name),
+            "{class}: error names the file: {}",
+            err.message
+        );
         assert!(s.has_failures());
         // Previous snapshot only, live volume back at it, input kept.
-        assert_eq!(snap_names(store, 100), [day1.time.snapshot_name()], "{class}");
-        compare_volume(&store.volume_path(&vol(100)).unwrap(), &day1).unwrap_or_else(|e| panic!("{class}: {e}"));
+        assert_eq!(
+            snap_names(store, 100),
+            [day1.time.snapshot_name()],
+            "{class}"
+        );
+        compare_volume(&store.volume_path(&vol(100)).unwrap(), &day1)
+            .unwrap_or_else(|e| panic!("{class}: {e}"));
         assert!(!store.changed_since_latest(&vol(100)).unwrap(), "{class}");
-        assert_eq!(std::fs::read(&path).unwrap(), bytes, "{class}: input untouched");
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            bytes,
+            "{class}: input untouched"
+        );
         // The other VM went on.
         assert_eq!(result(&s, 200, b.day()).status, Status::Ingested, "{class}");
         std::fs::remove_file(&path).unwrap();
@@ -188,7 +234,11 @@ fn corrupt_archives_leave_the_previous_snapshot(store: &dyn Store) {
     compare_volume(&snap_path(store, 100, &day2), &day2).unwrap();
 }
 
-store::backend_tests!(five_day_sequence, live_backup_order, corrupt_archives_leave_the_previous_snapshot);
+store::backend_tests!(
+    five_day_sequence,
+    live_backup_order,
+    corrupt_archives_leave_the_previous_snapshot
+);
 
 /// Fills the store until a sync fails with ENOSPC/EDQUOT: VM 100 has a small first backup;
 /// its second adds a disk of random data larger than the space left. The volume must go back
@@ -252,7 +302,9 @@ mod space {
     mod zfs {
         #[test]
         fn full_store() {
-            let Some(z) = store::testutil::zfs_or_skip() else { return };
+            let Some(z) = store::testutil::zfs_or_skip() else {
+                return;
+            };
             // A quota on the store root makes the pool "full" for this test alone.
             store::cmd::Cmd::new("zfs")
                 .args(["set", "quota=24M", z.root().as_str()])
@@ -261,4 +313,64 @@ mod space {
             super::super::full_store(z.store(), 48 << 20);
         }
     }
+}
+
+/// The measurement behind the default zero mode (docs/ingest.md, "Zeroed blocks"): the same
+/// change — data blocks turned to zeros, scattered single blocks and one large aligned
+/// region — ingested once with hole punching and once writing zeros, into two VMs. Punching
+/// must not cost more snapshot space than writing zeros (small slack for metadata).
+fn zero_mode_snapshot_cost(store: &dyn Store) {
+    use ingest::sync::ZeroMode;
+    let dump = tempfile::tempdir().unwrap();
+    let size = 4usize << 20;
+    let mut rng = ingest::synth::Rng::new(5);
+    let mut base = vec![0u8; size];
+    rng.fill(&mut base);
+    let mut zeroed = base.clone();
+    // 1 in 16 scattered 4 KiB blocks, and 1 MiB aligned.
+    for b in (0..size / 4096).step_by(16) {
+        zeroed[b * 4096..(b + 1) * 4096].fill(0);
+    }
+    zeroed[1 << 20..2 << 20].fill(0);
+    let mut written = Vec::new();
+    for (vmid, mode) in [(110u32, ZeroMode::Punch), (111, ZeroMode::Write)] {
+        let mut o = opts(dump.path());
+        o.zero_mode = mode;
+        o.scan.include = vec![vmid];
+        let mut days = Vec::new();
+        let mut s = Series::new(SeriesSpec::new(vmid, 1, 64 << 10));
+        for img in [&base, &zeroed] {
+            let mut d = s.day().clone();
+            d.disks = vec![ingest::synth::Disk {
+                name: "drive-scsi0".into(),
+                data: img.clone(),
+            }];
+            d.compression = Compression::Zstd;
+            write_backup(dump.path(), vmid, 1, &d, false).unwrap();
+            let r = ingest(store, &o);
+            assert_eq!(result(&r, vmid, &d).status, Status::Ingested, "{r:#?}");
+            days.push(d);
+            s.advance();
+        }
+        let (_, z) = ingest::synth::check::expected_changes(Some(&base), &zeroed);
+        let snaps = store.list_snapshots(&vol(vmid)).unwrap();
+        compare_volume(&snap_path(store, vmid, &days[1]), &days[1]).unwrap();
+        eprintln!(
+            "{} zero mode {mode}: {z} B zeroed, snapshot written {} B",
+            store.backend(),
+            snaps[1].written
+        );
+        written.push(snaps[1].written);
+    }
+    assert!(
+        written[0] <= written[1] + (256 << 10),
+        "punch {} B vs write {} B",
+        written[0],
+        written[1]
+    );
+}
+
+mod zero_mode {
+    store::backend_tests!(zero_mode_snapshot_cost);
+    use super::zero_mode_snapshot_cost;
 }

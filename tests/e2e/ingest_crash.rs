@@ -44,8 +44,27 @@ fn reset(b: &Backend, s: &Setup, days: &[Day]) {
 fn archive_exists(s: &Setup, d: &Day) -> bool {
     std::fs::read_dir(&s.dump).unwrap().any(|e| {
         let n = e.unwrap().file_name().into_string().unwrap();
-        n.starts_with(&format!("vzdump-qemu-{VMID}-{}.vma", d.time.snapshot_name())) && !n.ends_with(".notes") && !n.ends_with(".protected")
+        n.starts_with(&format!(
+            "vzdump-qemu-{VMID}-{}.vma",
+            d.time.snapshot_name()
+        )) && !n.ends_with(".notes")
+            && !n.ends_with(".protected")
     })
+}
+
+/// The uncompressed (VMA stream) size of a day's archive in the dump directory.
+fn plain_size(s: &Setup, d: &Day) -> u64 {
+    let name = format!("vzdump-qemu-{VMID}-{}.vma", d.time.snapshot_name());
+    let path = std::fs::read_dir(&s.dump)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            let n = p.file_name().unwrap().to_str().unwrap();
+            n.starts_with(&name) && !n.ends_with(".notes") && !n.ends_with(".protected")
+        })
+        .unwrap();
+    let (_, mut r) = vma::compress::open_decompressed(std::fs::File::open(path).unwrap()).unwrap();
+    std::io::copy(&mut r, &mut std::io::sink()).unwrap()
 }
 
 /// The invariants that must hold after any crash. Returns how many backups are done.
@@ -62,10 +81,13 @@ fn check(b: &Backend, s: &Setup, days: &[Day], what: &str) -> usize {
             .find(|d| d.time.snapshot_name() == snap.name.as_str())
             .unwrap_or_else(|| panic!("{what}: unexpected snapshot {}", snap.name));
         let dir = st.snapshot_path(&vol(), &snap.name).unwrap();
-        compare_volume(&dir, day).unwrap_or_else(|e| panic!("{what}: partial snapshot {}: {e}", snap.name));
+        compare_volume(&dir, day)
+            .unwrap_or_else(|e| panic!("{what}: partial snapshot {}: {e}", snap.name));
     }
     for d in days {
-        let snapped = snaps.iter().any(|x| x.name.as_str() == d.time.snapshot_name());
+        let snapped = snaps
+            .iter()
+            .any(|x| x.name.as_str() == d.time.snapshot_name());
         assert!(
             snapped || archive_exists(s, d),
             "{what}: day {} lost: no snapshot and no input",
@@ -76,12 +98,19 @@ fn check(b: &Backend, s: &Setup, days: &[Day], what: &str) -> usize {
 }
 
 fn kill_at_random_points(b: &Backend, points: usize, size: u64) {
-    let seed = std::env::var("VZSNAP_CRASH_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or(20261127u64);
-    eprintln!("{}: crash test seed {seed} (set VZSNAP_CRASH_SEED to repeat)", b.name());
+    let seed = std::env::var("VZSNAP_CRASH_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20261127u64);
+    eprintln!(
+        "{}: crash test seed {seed} (set VZSNAP_CRASH_SEED to repeat)",
+        b.name()
+    );
     let s = Setup::new(&b.spec(), "delete_input = true");
     let days = days(SeriesSpec::new(VMID, SEED, size), 3);
-    let stream_bytes: u64 = days[0].disks.iter().map(|d| d.data.len() as u64).sum();
     reset(b, &s, &days);
+    // Crash offsets are uncompressed archive offsets: up to the plain size of day 1's archive.
+    let stream_bytes = plain_size(&s, &days[0]);
     // Calibrate the timed kills with one clean run.
     let t0 = Instant::now();
     run_ok(&mut s.ingest(&["-q"]));
@@ -101,13 +130,23 @@ fn kill_at_random_points(b: &Backend, points: usize, size: u64) {
             6..8 => PHASES[rng.below(PHASES.len() as u64) as usize].to_string(),
             _ => format!("kill after {} ms", rng.below(full.as_millis() as u64 + 1)),
         };
-        let status = if let Some(ms) = what.strip_prefix("kill after ").and_then(|r| r.strip_suffix(" ms")) {
-            let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        let status = if let Some(ms) = what
+            .strip_prefix("kill after ")
+            .and_then(|r| r.strip_suffix(" ms"))
+        {
+            let mut child = cmd
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
             std::thread::sleep(Duration::from_millis(ms.parse().unwrap()));
             let _ = child.kill();
             child.wait().unwrap()
         } else {
-            cmd.env("VZSNAP_TEST_CRASH_AT", &what).output().unwrap().status
+            cmd.env("VZSNAP_TEST_CRASH_AT", &what)
+                .output()
+                .unwrap()
+                .status
         };
         use std::os::unix::process::ExitStatusExt;
         match status.signal() {
@@ -118,8 +157,14 @@ fn kill_at_random_points(b: &Backend, points: usize, size: u64) {
         let done = check(b, &s, &days, &format!("point {k} ({what})"));
         eprintln!("{} point {k}: {what}: {status}, {done} snapshots", b.name());
     }
-    eprintln!("{}: {aborted} aborted by the hook, {killed} killed by SIGKILL", b.name());
-    assert!(aborted + killed >= points * 2 / 3, "most points must really crash");
+    eprintln!(
+        "{}: {aborted} aborted by the hook, {killed} killed by SIGKILL",
+        b.name()
+    );
+    assert!(
+        aborted + killed >= points * 2 / 3,
+        "most points must really crash"
+    );
     // A clean run finishes everything.
     run_ok(&mut s.ingest(&["-q"]));
     assert_eq!(check(b, &s, &days, "final"), 3);
@@ -127,9 +172,17 @@ fn kill_at_random_points(b: &Backend, points: usize, size: u64) {
     assert!(!st.changed_since_latest(&vol()).unwrap());
     for d in &days {
         let snap = SnapshotName::new(d.time.snapshot_name()).unwrap();
-        let held = st.holds(&vol(), &snap).unwrap().contains(&PROTECTED_HOLD_TAG.to_string());
+        let held = st
+            .holds(&vol(), &snap)
+            .unwrap()
+            .contains(&PROTECTED_HOLD_TAG.to_string());
         assert_eq!(held, d.protected, "day {}", d.number);
-        assert_eq!(archive_exists(&s, d), d.protected, "day {}: input deleted unless protected", d.number);
+        assert_eq!(
+            archive_exists(&s, d),
+            d.protected,
+            "day {}: input deleted unless protected",
+            d.number
+        );
     }
 }
 

@@ -22,7 +22,8 @@ pub static ZERO_CLUSTER: [u8; CLUSTER_SIZE] = [0u8; CLUSTER_SIZE];
 #[inline]
 pub fn is_zero(b: &[u8]) -> bool {
     // Chunks of at most one cluster, each compared against the static zero page.
-    b.chunks(CLUSTER_SIZE).all(|c| c == &ZERO_CLUSTER[..c.len()])
+    b.chunks(CLUSTER_SIZE)
+        .all(|c| c == &ZERO_CLUSTER[..c.len()])
 }
 
 /// The new contents of one cluster.
@@ -141,13 +142,22 @@ mod tests {
     fn packed_block_lookup_follows_the_mask() {
         let mut data = block(1);
         data.extend(block(2));
-        let c = NewCluster::Packed { mask: 0b1010, data: &data };
+        let c = NewCluster::Packed {
+            mask: 0b1010,
+            data: &data,
+        };
         assert_eq!(c.block(0, BLOCK_SIZE), None);
         assert_eq!(c.block(1, BLOCK_SIZE).unwrap()[0], 1);
         assert_eq!(c.block(2, BLOCK_SIZE), None);
         assert_eq!(c.block(3, 100).unwrap(), &[2u8; 100][..]);
         assert!(c.is_well_formed(CLUSTER_SIZE));
-        assert!(!NewCluster::Packed { mask: 0b111, data: &data }.is_well_formed(CLUSTER_SIZE));
+        assert!(
+            !NewCluster::Packed {
+                mask: 0b111,
+                data: &data
+            }
+            .is_well_formed(CLUSTER_SIZE)
+        );
     }
 
     #[test]
@@ -155,7 +165,13 @@ mod tests {
         let old = vec![5u8; CLUSTER_SIZE];
         let d = diff_cluster(&old, NewCluster::Full(&old));
         assert_eq!((d.changed, d.unchanged), (0, CLUSTER_SIZE as u64));
-        let d = diff_cluster(&old, NewCluster::Packed { mask: 0xffff, data: &old });
+        let d = diff_cluster(
+            &old,
+            NewCluster::Packed {
+                mask: 0xffff,
+                data: &old,
+            },
+        );
         assert_eq!(d.changed, 0);
         let d = diff_cluster(&ZERO_CLUSTER, NewCluster::Packed { mask: 0, data: &[] });
         assert_eq!((d.changed, d.unchanged), (0, CLUSTER_SIZE as u64));
@@ -173,12 +189,24 @@ mod tests {
         // new (packed): block 0 = 1s (same), block 1 = 9s (data), block 2 absent (zeroed).
         let mut data = block(1);
         data.extend(block(9));
-        let d = diff_cluster(&old, NewCluster::Packed { mask: 0b011, data: &data });
+        let d = diff_cluster(
+            &old,
+            NewCluster::Packed {
+                mask: 0b011,
+                data: &data,
+            },
+        );
         assert_eq!((d.changed, d.zero), (0b110, 0b100));
         assert_eq!(d.unchanged, 14 * BLOCK_SIZE as u64);
         // A stored block that happens to be zero counts as zeroing, not data.
         let z = block(0);
-        let d = diff_cluster(&old, NewCluster::Packed { mask: 0b1, data: &z });
+        let d = diff_cluster(
+            &old,
+            NewCluster::Packed {
+                mask: 0b1,
+                data: &z,
+            },
+        );
         assert_eq!((d.changed, d.zero), (0b101, 0b101));
     }
 

@@ -41,7 +41,11 @@ pub enum SyncError {
     },
     /// The archive names a device the sync has no image for.
     #[error("{file}: byte {offset}: no target image for dev_id {dev_id}")]
-    NoTarget { file: String, offset: u64, dev_id: u8 },
+    NoTarget {
+        file: String,
+        offset: u64,
+        dev_id: u8,
+    },
 }
 
 impl SyncError {

@@ -54,7 +54,12 @@ impl ImageSync {
     /// device is truncated, a grown one extended with a hole. `name` is what errors call the
     /// file (e.g. its path). A file that did not exist, or the part added by growing it, is
     /// known to be zero and never read.
-    pub fn open(path: &Path, name: impl Into<String>, size: u64, mode: ZeroMode) -> Result<Self, SyncError> {
+    pub fn open(
+        path: &Path,
+        name: impl Into<String>,
+        size: u64,
+        mode: ZeroMode,
+    ) -> Result<Self, SyncError> {
         let name = name.into();
         let file = OpenOptions::new()
             .read(true)
@@ -121,7 +126,9 @@ impl ImageSync {
         let len = (CLUSTER_SIZE as u64).min(self.size - off) as usize;
         if !new.is_well_formed(len) {
             let (got, needed) = match new {
-                NewCluster::Packed { mask, data } => (data.len(), mask.count_ones() as usize * BLOCK_SIZE),
+                NewCluster::Packed { mask, data } => {
+                    (data.len(), mask.count_ones() as usize * BLOCK_SIZE)
+                }
                 NewCluster::Full(data) => (data.len(), len),
             };
             return Err(SyncError::ShortCluster {
@@ -175,7 +182,7 @@ impl ImageSync {
             .min(self.known_zero_from.max(off + len as u64));
         let wlen = (end - off) as usize;
         if self.window.len() < wlen {
-            self.window.resize(wlen.max(CLUSTER_SIZE).min(WINDOW), 0);
+            self.window.resize(wlen.clamp(CLUSTER_SIZE, WINDOW), 0);
         }
         self.window_len = 0;
         self.file
@@ -293,14 +300,18 @@ mod tests {
             let mut s = ImageSync::open(&p, "img", new.len() as u64, mode).unwrap();
             for c in 0..3u64 {
                 let at = c as usize * CLUSTER_SIZE;
-                s.apply(c, NewCluster::Full(&new[at..at + CLUSTER_SIZE])).unwrap();
+                s.apply(c, NewCluster::Full(&new[at..at + CLUSTER_SIZE]))
+                    .unwrap();
             }
             let st = s.finish(true).unwrap();
             assert_eq!(read(&p), new);
             assert_eq!(st.written, 2 * BLOCK_SIZE as u64);
             assert_eq!(st.zeroed, BLOCK_SIZE as u64);
             assert_eq!(st.compared, 3 * CLUSTER_SIZE as u64);
-            assert_eq!(st.unchanged, 3 * CLUSTER_SIZE as u64 - 3 * BLOCK_SIZE as u64);
+            assert_eq!(
+                st.unchanged,
+                3 * CLUSTER_SIZE as u64 - 3 * BLOCK_SIZE as u64
+            );
             match mode {
                 ZeroMode::Punch => assert_eq!((st.write_calls, st.punch_calls), (1, 1)),
                 ZeroMode::Write => assert_eq!((st.write_calls, st.punch_calls), (2, 0)),
@@ -316,9 +327,18 @@ mod tests {
         let mut s = ImageSync::open(&p, "img", size, ZeroMode::Punch).unwrap();
         let mut data = vec![0u8; BLOCK_SIZE];
         data[0] = 1;
-        s.apply(2, NewCluster::Packed { mask: 1, data: &data }).unwrap();
-        s.apply(0, NewCluster::Packed { mask: 0, data: &[] }).unwrap();
-        s.apply(1, NewCluster::Packed { mask: 0, data: &[] }).unwrap();
+        s.apply(
+            2,
+            NewCluster::Packed {
+                mask: 1,
+                data: &data,
+            },
+        )
+        .unwrap();
+        s.apply(0, NewCluster::Packed { mask: 0, data: &[] })
+            .unwrap();
+        s.apply(1, NewCluster::Packed { mask: 0, data: &[] })
+            .unwrap();
         let st = s.finish(false).unwrap();
         // Only the 100 bytes inside the image of that last block are written.
         assert_eq!(st.written, 100);
@@ -326,7 +346,11 @@ mod tests {
         let got = read(&p);
         assert_eq!(got.len() as u64, size);
         assert_eq!(got[2 * CLUSTER_SIZE], 1);
-        assert!(got.iter().enumerate().all(|(i, &b)| b == 0 || i == 2 * CLUSTER_SIZE));
+        assert!(
+            got.iter()
+                .enumerate()
+                .all(|(i, &b)| b == 0 || i == 2 * CLUSTER_SIZE)
+        );
         let meta = std::fs::metadata(&p).unwrap();
         use std::os::unix::fs::MetadataExt;
         assert!(meta.blocks() * 512 < size, "a new image must stay sparse");
@@ -342,7 +366,8 @@ mod tests {
         assert_eq!(read(&p), vec![3u8; CLUSTER_SIZE]);
         let mut s = ImageSync::open(&p, "img", 3 * CLUSTER_SIZE as u64, ZeroMode::Punch).unwrap();
         // The grown tail is known zero: an all-zero cluster there is unchanged.
-        s.apply(2, NewCluster::Packed { mask: 0, data: &[] }).unwrap();
+        s.apply(2, NewCluster::Packed { mask: 0, data: &[] })
+            .unwrap();
         assert_eq!(s.stats().unchanged, CLUSTER_SIZE as u64);
         s.finish(false).unwrap();
         let got = read(&p);
@@ -355,18 +380,37 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("img");
         let n = 40usize;
-        let old: Vec<u8> = (0..n * CLUSTER_SIZE).map(|i| (i / BLOCK_SIZE) as u8).collect();
+        let old: Vec<u8> = (0..n * CLUSTER_SIZE)
+            .map(|i| (i / BLOCK_SIZE) as u8)
+            .collect();
         std::fs::write(&p, &old).unwrap();
         let mut new = old.clone();
         new[33 * CLUSTER_SIZE + 5] ^= 1;
         let mut s = ImageSync::open(&p, "img", old.len() as u64, ZeroMode::Punch).unwrap();
         for c in (0..n).rev().step_by(2).chain((0..n).step_by(2)) {
-            s.apply(c as u64, NewCluster::Full(&new[c * CLUSTER_SIZE..(c + 1) * CLUSTER_SIZE]))
-                .unwrap();
+            s.apply(
+                c as u64,
+                NewCluster::Full(&new[c * CLUSTER_SIZE..(c + 1) * CLUSTER_SIZE]),
+            )
+            .unwrap();
         }
-        let err = s.apply(n as u64, NewCluster::Full(&new[..CLUSTER_SIZE])).unwrap_err();
-        assert!(err.to_string().starts_with("img: byte 2621440: cluster 40 lies beyond"), "{err}");
-        let err = s.apply(0, NewCluster::Packed { mask: 3, data: &new[..BLOCK_SIZE] }).unwrap_err();
+        let err = s
+            .apply(n as u64, NewCluster::Full(&new[..CLUSTER_SIZE]))
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("img: byte 2621440: cluster 40 lies beyond"),
+            "{err}"
+        );
+        let err = s
+            .apply(
+                0,
+                NewCluster::Packed {
+                    mask: 3,
+                    data: &new[..BLOCK_SIZE],
+                },
+            )
+            .unwrap_err();
         assert!(matches!(err, SyncError::ShortCluster { needed: 8192, .. }));
         let st = s.finish(false).unwrap();
         assert_eq!(read(&p), new);

@@ -11,6 +11,9 @@
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 
+/// A channel end pair.
+type Channel<M> = (Sender<M>, Receiver<M>);
+
 enum Msg<T, E> {
     Full(T),
     Done,
@@ -31,8 +34,8 @@ where
     C: FnMut(&mut T) -> Result<(), E>,
 {
     let n = buffers.len().max(1);
-    let (free_tx, free_rx): (Sender<T>, Receiver<T>) = bounded(n);
-    let (full_tx, full_rx): (Sender<Msg<T, E>>, Receiver<Msg<T, E>>) = bounded(n);
+    let (free_tx, free_rx): Channel<T> = bounded(n);
+    let (full_tx, full_rx): Channel<Msg<T, E>> = bounded(n);
     for b in buffers {
         // Capacity n: never blocks.
         let _ = free_tx.send(b);
@@ -119,7 +122,11 @@ mod tests {
             vec![0u8; 2],
             |_| {
                 n += 1;
-                if n == 5 { Err("bad input at 5") } else { Ok(true) }
+                if n == 5 {
+                    Err("bad input at 5")
+                } else {
+                    Ok(true)
+                }
             },
             |_| {
                 consumed += 1;

@@ -36,7 +36,9 @@ struct Chunk {
 
 /// Size of a regular file or block device.
 fn source_size(f: &mut File, name: &str) -> Result<u64, SyncError> {
-    let meta = f.metadata().map_err(|e| SyncError::io(name, 0, "stat", e))?;
+    let meta = f
+        .metadata()
+        .map_err(|e| SyncError::io(name, 0, "stat", e))?;
     if meta.is_file() {
         return Ok(meta.len());
     }
@@ -129,10 +131,21 @@ mod tests {
         src2[2 * CHUNK..2 * CHUNK + BLOCK_SIZE].fill(0);
         std::fs::write(&s, &src2).unwrap();
         let mut last = 0;
-        let st = sync_file(&s, &d, RawSyncOptions { durable: true, ..Default::default() }, |p| last = p)
-            .unwrap();
+        let st = sync_file(
+            &s,
+            &d,
+            RawSyncOptions {
+                durable: true,
+                ..Default::default()
+            },
+            |p| last = p,
+        )
+        .unwrap();
         assert_eq!(std::fs::read(&d).unwrap(), src2);
-        assert_eq!((st.written, st.zeroed), (BLOCK_SIZE as u64, BLOCK_SIZE as u64));
+        assert_eq!(
+            (st.written, st.zeroed),
+            (BLOCK_SIZE as u64, BLOCK_SIZE as u64)
+        );
         assert_eq!(last, n as u64);
         assert_eq!(st.read, n as u64);
     }
@@ -140,8 +153,13 @@ mod tests {
     #[test]
     fn missing_source_names_the_file() {
         let dir = tempfile::tempdir().unwrap();
-        let err = sync_file(&dir.path().join("nope"), &dir.path().join("d"), RawSyncOptions::default(), |_| {})
-            .unwrap_err();
+        let err = sync_file(
+            &dir.path().join("nope"),
+            &dir.path().join("d"),
+            RawSyncOptions::default(),
+            |_| {},
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("nope: byte 0: open:"), "{err}");
     }
 }

@@ -36,11 +36,15 @@ impl Targets {
 
     /// Takes the image of `dev_id` out (to finish it).
     pub fn take(&mut self, dev_id: u8) -> Option<ImageSync> {
-        self.images.get_mut(usize::from(dev_id)).and_then(Option::take)
+        self.images
+            .get_mut(usize::from(dev_id))
+            .and_then(Option::take)
     }
 
     fn get_mut(&mut self, dev_id: u8) -> Option<&mut ImageSync> {
-        self.images.get_mut(usize::from(dev_id)).and_then(Option::as_mut)
+        self.images
+            .get_mut(usize::from(dev_id))
+            .and_then(Option::as_mut)
     }
 }
 

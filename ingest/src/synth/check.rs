@@ -20,7 +20,9 @@ pub fn expected_changes(old: Option<&[u8]>, new: &[u8]) -> (u64, u64) {
     let old = old.unwrap_or(empty);
     for (i, nb) in new.chunks(BLOCK).enumerate() {
         let start = i * BLOCK;
-        let ob: Vec<u8> = (start..start + nb.len()).map(|k| old.get(k).copied().unwrap_or(0)).collect();
+        let ob: Vec<u8> = (start..start + nb.len())
+            .map(|k| old.get(k).copied().unwrap_or(0))
+            .collect();
         if ob != nb {
             if nb.iter().all(|&b| b == 0) {
                 zeroed += nb.len() as u64;
@@ -37,7 +39,9 @@ pub fn expected_day_changes(prev: Option<&Day>, day: &Day) -> Vec<(String, u64, 
     day.disks
         .iter()
         .map(|d| {
-            let old = prev.and_then(|p| p.disk(&d.name)).map(|x| x.data.as_slice());
+            let old = prev
+                .and_then(|p| p.disk(&d.name))
+                .map(|x| x.data.as_slice());
             let (w, z) = expected_changes(old, &d.data);
             (d.name.clone(), w, z)
         })
@@ -52,18 +56,29 @@ pub fn compare_volume(dir: &Path, day: &Day) -> Result<(), String> {
         let p = dir.join(&name);
         let got = std::fs::read(&p).map_err(|e| format!("{}: {e}", p.display()))?;
         if got.len() != d.data.len() {
-            return Err(format!("{name}: {} bytes, expected {}", got.len(), d.data.len()));
+            return Err(format!(
+                "{name}: {} bytes, expected {}",
+                got.len(),
+                d.data.len()
+            ));
         }
         if let Some(i) = got.iter().zip(&d.data).position(|(a, b)| a != b) {
             return Err(format!("{name}: differs at byte {i}"));
         }
     }
     for e in std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))? {
-        let n = e.map_err(|e| e.to_string())?.file_name().to_string_lossy().into_owned();
+        let n = e
+            .map_err(|e| e.to_string())?
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
         if let Some(dev) = parse_disk_file_name(&n)
             && day.disk(dev).is_none()
         {
-            return Err(format!("{n}: left over (device {dev} is not in day {})", day.number));
+            return Err(format!(
+                "{n}: left over (device {dev} is not in day {})",
+                day.number
+            ));
         }
         if n.starts_with("qemu-server.") && !day.configs.iter().any(|c| c.name == n) {
             return Err(format!("{n}: left over (not in day {})", day.number));
@@ -76,7 +91,8 @@ pub fn compare_volume(dir: &Path, day: &Day) -> Result<(), String> {
             return Err(format!("{}: differs", c.name));
         }
     }
-    let log = std::fs::read_to_string(dir.join(LOG_FILE)).map_err(|e| format!("{LOG_FILE}: {e}"))?;
+    let log =
+        std::fs::read_to_string(dir.join(LOG_FILE)).map_err(|e| format!("{LOG_FILE}: {e}"))?;
     if log != day.log {
         return Err(format!("{LOG_FILE}: differs"));
     }
@@ -101,8 +117,14 @@ mod tests {
         new[2 * BLOCK..].fill(0); // block 2 zeroed
         new.extend(vec![0u8; 100]); // grown: zero tail is no change
         new.extend(vec![5u8; 10]); // … a non-zero partial block is
-        assert_eq!(expected_changes(Some(&old), &new), (BLOCK as u64 + 110, BLOCK as u64));
+        assert_eq!(
+            expected_changes(Some(&old), &new),
+            (BLOCK as u64 + 110, BLOCK as u64)
+        );
         assert_eq!(expected_changes(None, &new), (BLOCK as u64 + 110, 0));
-        assert_eq!(expected_changes(Some(&new), &old[..BLOCK]), (BLOCK as u64, 0));
+        assert_eq!(
+            expected_changes(Some(&new), &old[..BLOCK]),
+            (BLOCK as u64, 0)
+        );
     }
 }

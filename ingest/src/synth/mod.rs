@@ -112,9 +112,30 @@ pub struct Series {
 /// Sixteen 4 KiB text-like templates (compressible, like file-system contents).
 fn templates() -> Vec<Vec<u8>> {
     const WORDS: [&str; 24] = [
-        "backup", "snapshot", "proxmox", "cluster", "volume", "kernel", "journal", "inode",
-        "extent", "record", "daily", "retention", "restore", "archive", "storage", "pool",
-        "dataset", "device", "config", "network", "memory", "guest", "qemu", "vzdump",
+        "backup",
+        "snapshot",
+        "proxmox",
+        "cluster",
+        "volume",
+        "kernel",
+        "journal",
+        "inode",
+        "extent",
+        "record",
+        "daily",
+        "retention",
+        "restore",
+        "archive",
+        "storage",
+        "pool",
+        "dataset",
+        "device",
+        "config",
+        "network",
+        "memory",
+        "guest",
+        "qemu",
+        "vzdump",
     ];
     let mut rng = Rng::new(0x7e47);
     (0..16)
@@ -179,13 +200,21 @@ fn round_down(v: u64, to: u64) -> u64 {
 impl Series {
     /// Day 1 of the series.
     pub fn new(spec: SeriesSpec) -> Series {
-        let p = Painter { templates: templates() };
+        let p = Painter {
+            templates: templates(),
+        };
         let s = spec.disk_size.max(BLOCK as u64);
         let mut disks = Vec::new();
-        for (k, (name, size)) in [("drive-scsi0", s), ("drive-scsi1", s / 2 + 2560)].into_iter().enumerate() {
+        for (k, (name, size)) in [("drive-scsi0", s), ("drive-scsi1", s / 2 + 2560)]
+            .into_iter()
+            .enumerate()
+        {
             let mut data = vec![0u8; size as usize];
             p.base(&mut Rng::for_day(spec.seed, 1, 10 + k as u64), &mut data, 1);
-            disks.push(Disk { name: name.into(), data });
+            disks.push(Disk {
+                name: name.into(),
+                data,
+            });
         }
         let mut day = Day {
             number: 1,
@@ -212,7 +241,9 @@ impl Series {
 
     /// Moves to the next day, applying its events.
     pub fn advance(&mut self) {
-        let p = Painter { templates: templates() };
+        let p = Painter {
+            templates: templates(),
+        };
         let spec = &self.spec;
         let d = self.day.number + 1;
         let day = &mut self.day;
@@ -236,11 +267,14 @@ impl Series {
             }
         }
         let mut rng = Rng::for_day(spec.seed, d, 1);
-        if d == 2 || d % 7 == 0 {
+        if d == 2 || d.is_multiple_of(7) {
             // fstrim / zero-fill: a 64 KiB-aligned region whose end is not aligned.
             let disk = &mut day.disks[0].data;
             let len = (disk.len() / 50).max(BLOCK) + 3 * BLOCK;
-            let start = round_down(rng.below(disk.len().saturating_sub(len).max(1) as u64), 65536) as usize;
+            let start = round_down(
+                rng.below(disk.len().saturating_sub(len).max(1) as u64),
+                65536,
+            ) as usize;
             let end = (start + len).min(disk.len());
             disk[start..end].fill(0);
         }
@@ -255,7 +289,10 @@ impl Series {
         if d == 4 {
             let mut data = vec![0u8; (s / 4).max(BLOCK as u64) as usize];
             p.base(&mut Rng::for_day(spec.seed, d, 12), &mut data, u64::from(d));
-            day.disks.push(Disk { name: "drive-scsi2".into(), data });
+            day.disks.push(Disk {
+                name: "drive-scsi2".into(),
+                data,
+            });
         }
         if d == 5 {
             day.disks.retain(|x| x.name != "drive-scsi1");
@@ -277,7 +314,7 @@ impl Series {
         } else {
             e.push("~1% of blocks changed");
         }
-        if d == 2 || (d > 2 && d % 7 == 0) {
+        if d == 2 || (d > 2 && d.is_multiple_of(7)) {
             e.push("a 2% region zeroed (fstrim)");
         }
         match d {
@@ -320,8 +357,12 @@ pub fn add_days(start: BackupTime, n: u32) -> BackupTime {
 /// Sets the day's configs, compression, log, notes and protection from its number.
 fn finish_day(spec: &SeriesSpec, day: &mut Day) {
     let d = day.number;
-    day.compression = [Compression::Zstd, Compression::Gzip, Compression::Lzo, Compression::None]
-        [((d - 1) % 4) as usize];
+    day.compression = [
+        Compression::Zstd,
+        Compression::Gzip,
+        Compression::Lzo,
+        Compression::None,
+    ][((d - 1) % 4) as usize];
     let memory = match d {
         1 => 2048,
         2 | 3 => 4096,
@@ -354,7 +395,8 @@ fn finish_day(spec: &SeriesSpec, day: &mut Day) {
             data: b"[OPTIONS]\nenable: 1\n\n[RULES]\nIN ACCEPT -p tcp -dport 22\n".to_vec(),
         });
     }
-    day.notes = (d % 3 != 0).then(|| format!("nightly backup of demo-vm-{}, day {d}\n", spec.vmid));
+    day.notes = (!d.is_multiple_of(3))
+        .then(|| format!("nightly backup of demo-vm-{}, day {d}\n", spec.vmid));
     day.protected = d == 2;
     let total: usize = day.disks.iter().map(|x| x.data.len()).sum();
     day.log = format!(
@@ -413,7 +455,13 @@ mod tests {
         let s = Series::new(SeriesSpec::new(100, 1, 8 << 20));
         let data = &s.day().disks[0].data;
         let blocks = data.len() / BLOCK;
-        let zero = data.chunks(BLOCK).filter(|b| b.iter().all(|&x| x == 0)).count();
-        assert!(zero > blocks / 10 && zero < blocks / 2, "{zero} of {blocks} zero");
+        let zero = data
+            .chunks(BLOCK)
+            .filter(|b| b.iter().all(|&x| x == 0))
+            .count();
+        assert!(
+            zero > blocks / 10 && zero < blocks / 2,
+            "{zero} of {blocks} zero"
+        );
     }
 }

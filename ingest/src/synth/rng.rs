@@ -12,7 +12,8 @@ impl Rng {
 
     /// A generator for one purpose of one day, independent of every other.
     pub fn for_day(seed: u64, day: u32, purpose: u64) -> Self {
-        let mut r = Rng(seed ^ (u64::from(day) << 32) ^ purpose.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let mut r =
+            Rng(seed ^ (u64::from(day) << 32) ^ purpose.wrapping_mul(0x9e37_79b9_7f4a_7c15));
         r.next_u64();
         r
     }
@@ -54,17 +55,27 @@ mod tests {
 
     #[test]
     fn deterministic_and_independent() {
-        let a: Vec<u64> = (0..4).map({
-            let mut r = Rng::new(7);
-            move |_| r.next_u64()
-        }).collect();
-        let b: Vec<u64> = (0..4).map({
-            let mut r = Rng::new(7);
-            move |_| r.next_u64()
-        }).collect();
+        let a: Vec<u64> = (0..4)
+            .map({
+                let mut r = Rng::new(7);
+                move |_| r.next_u64()
+            })
+            .collect();
+        let b: Vec<u64> = (0..4)
+            .map({
+                let mut r = Rng::new(7);
+                move |_| r.next_u64()
+            })
+            .collect();
         assert_eq!(a, b);
-        assert_ne!(Rng::for_day(1, 2, 0).next_u64(), Rng::for_day(1, 3, 0).next_u64());
-        assert_ne!(Rng::for_day(1, 2, 0).next_u64(), Rng::for_day(1, 2, 1).next_u64());
+        assert_ne!(
+            Rng::for_day(1, 2, 0).next_u64(),
+            Rng::for_day(1, 3, 0).next_u64()
+        );
+        assert_ne!(
+            Rng::for_day(1, 2, 0).next_u64(),
+            Rng::for_day(1, 2, 1).next_u64()
+        );
         let mut r = Rng::new(1);
         assert!((0..1000).all(|_| r.below(10) < 10));
         let mut buf = [0u8; 13];

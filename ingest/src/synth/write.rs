@@ -28,8 +28,19 @@ fn other(e: impl std::fmt::Display) -> io::Error {
 
 /// Writes `day` of VM `vmid` into `dir`. `live_order` writes clusters in a shuffled order
 /// with devices interleaved (like a live backup); otherwise device by device, in order.
-pub fn write_backup(dir: &Path, vmid: u32, seed: u64, day: &Day, live_order: bool) -> io::Result<Written> {
-    let name = BackupName::new(GuestKind::Qemu, VmId::new(vmid).map_err(other)?, day.time, day.compression);
+pub fn write_backup(
+    dir: &Path,
+    vmid: u32,
+    seed: u64,
+    day: &Day,
+    live_order: bool,
+) -> io::Result<Written> {
+    let name = BackupName::new(
+        GuestKind::Qemu,
+        VmId::new(vmid).map_err(other)?,
+        day.time,
+        day.compression,
+    );
     let tmp = dir.join(name.temp_archive_name());
     let archive = dir.join(name.archive_name());
     let epoch = day.time.to_epoch_local().map_err(other)?;
@@ -74,7 +85,10 @@ pub fn write_backup(dir: &Path, vmid: u32, seed: u64, day: &Day, live_order: boo
     drop(file);
     std::fs::rename(&tmp, &archive)?;
     let mtime = UNIX_EPOCH + Duration::from_secs(epoch.max(0) as u64 + 60);
-    File::options().write(true).open(&archive)?.set_modified(mtime)?;
+    File::options()
+        .write(true)
+        .open(&archive)?
+        .set_modified(mtime)?;
 
     let log = dir.join(name.log_name());
     std::fs::write(&log, &day.log)?;
@@ -121,7 +135,11 @@ mod tests {
             let mut r = VmaReader::new(r).unwrap();
             let h = r.header().clone();
             assert_eq!(h.devices.len(), s.day().disks.len());
-            let mut imgs: Vec<Vec<u8>> = h.devices.iter().map(|d| vec![0u8; d.size as usize]).collect();
+            let mut imgs: Vec<Vec<u8>> = h
+                .devices
+                .iter()
+                .map(|d| vec![0u8; d.size as usize])
+                .collect();
             let mut buf = vma::ExtentBuf::new();
             while r.read_extent(&mut buf).unwrap() {
                 for c in buf.clusters() {
@@ -142,7 +160,10 @@ mod tests {
                 assert!(img == &d.data, "{}", d.name);
             }
             let mut log = String::new();
-            File::open(&w.log).unwrap().read_to_string(&mut log).unwrap();
+            File::open(&w.log)
+                .unwrap()
+                .read_to_string(&mut log)
+                .unwrap();
             assert!(log.contains("Starting Backup of VM 123"));
             s.advance();
         }
@@ -151,7 +172,10 @@ mod tests {
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
-        assert!(names.iter().any(|n| n.ends_with(".vma.gz.protected")), "{names:?}");
+        assert!(
+            names.iter().any(|n| n.ends_with(".vma.gz.protected")),
+            "{names:?}"
+        );
         assert!(!names.iter().any(|n| n.ends_with(".dat")));
     }
 }
