@@ -56,10 +56,14 @@ pub struct StoreConfig {
 ///   records as holes.
 /// - `atime=off`: reading a snapshot's files must not count as a change of the volume.
 pub fn default_properties() -> BTreeMap<String, String> {
-    [("recordsize", "64K"), ("compression", "lz4"), ("atime", "off")]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    [
+        ("recordsize", "64K"),
+        ("compression", "lz4"),
+        ("atime", "off"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
 }
 
 /// `[ingest]`.
@@ -129,8 +133,10 @@ impl Default for IngestConfig {
 impl Config {
     /// Parses and checks config text (`origin` names it in errors).
     pub fn parse(text: &str, origin: &Path) -> anyhow::Result<Config> {
-        let c: Config = toml::from_str(text).with_context(|| format!("{}: invalid configuration", origin.display()))?;
-        c.validate().with_context(|| format!("{}: invalid configuration", origin.display()))?;
+        let c: Config = toml::from_str(text)
+            .with_context(|| format!("{}: invalid configuration", origin.display()))?;
+        c.validate()
+            .with_context(|| format!("{}: invalid configuration", origin.display()))?;
         Ok(c)
     }
 
@@ -168,12 +174,18 @@ impl Config {
 
     fn validate(&self) -> anyhow::Result<()> {
         if !(self.store.spec.starts_with("zfs:") || self.store.spec.starts_with("btrfs:")) {
-            bail!("[store] spec {:?}: expected zfs:<dataset> or btrfs:<absolute path>", self.store.spec);
+            bail!(
+                "[store] spec {:?}: expected zfs:<dataset> or btrfs:<absolute path>",
+                self.store.spec
+            );
         }
         for (k, v) in &self.store.properties {
-            let ok = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic() && b != b'=');
+            let ok =
+                |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic() && b != b'=');
             if !ok(k) || !ok(v) {
-                bail!("[store.properties] {k:?} = {v:?}: names and values must be printable, without spaces or '='");
+                bail!(
+                    "[store.properties] {k:?} = {v:?}: names and values must be printable, without spaces or '='"
+                );
             }
         }
         let i = &self.ingest;
@@ -182,18 +194,25 @@ impl Config {
         }
         for d in &i.dump_dirs {
             if !d.is_absolute() {
-                bail!("[ingest] dump_dirs: {} is not an absolute path", d.display());
+                bail!(
+                    "[ingest] dump_dirs: {} is not an absolute path",
+                    d.display()
+                );
             }
         }
         if !i.lock_file.is_absolute() {
-            bail!("[ingest] lock_file: {} is not an absolute path", i.lock_file.display());
+            bail!(
+                "[ingest] lock_file: {} is not an absolute path",
+                i.lock_file.display()
+            );
         }
         for id in i.include.iter().chain(&i.exclude) {
             VmId::new(*id).with_context(|| "[ingest] include/exclude")?;
         }
         self.prune.time_zone().context("[prune] timezone")?;
         for vmid in self.prune.vm.keys() {
-            vmid.parse::<VmId>().with_context(|| format!("[prune.vm.{vmid}]"))?;
+            vmid.parse::<VmId>()
+                .with_context(|| format!("[prune.vm.{vmid}]"))?;
         }
         Ok(())
     }
@@ -207,7 +226,8 @@ impl Config {
 
     /// Opens the configured store.
     pub fn open_store(&self) -> anyhow::Result<Box<dyn store::Store>> {
-        store::open(&self.store.spec).with_context(|| format!("opening the store {}", self.store.spec))
+        store::open(&self.store.spec)
+            .with_context(|| format!("opening the store {}", self.store.spec))
     }
 }
 
@@ -226,7 +246,10 @@ mod tests {
         assert!(!c.ingest.delete_input);
         assert_eq!(c.ingest.zero_mode, ZeroMode::Punch);
         let props = c.volume_properties();
-        assert!(props.contains(&("recordsize".into(), "64K".into())), "{props:?}");
+        assert!(
+            props.contains(&("recordsize".into(), "64K".into())),
+            "{props:?}"
+        );
         assert!(props.contains(&("atime".into(), "off".into())));
         assert!(c.prune.after_ingest);
     }
@@ -236,7 +259,10 @@ mod tests {
         let c = Config::parse("[store]\nspec = \"btrfs:/srv/vzsnap\"\n", Path::new("x")).unwrap();
         assert_eq!(c.ingest.lock_file, PathBuf::from("/run/vzsnap/ingest.lock"));
         assert_eq!(c.ingest.settle_seconds, 300);
-        assert_eq!(c.volume_properties(), default_properties().into_iter().collect::<Vec<_>>());
+        assert_eq!(
+            c.volume_properties(),
+            default_properties().into_iter().collect::<Vec<_>>()
+        );
         assert!(c.ingest.metrics_file.is_none());
     }
 
@@ -257,7 +283,10 @@ mod tests {
         }
         let e = Config::parse(bad[0], Path::new("/etc/vzsnap/vzsnap.toml")).unwrap_err();
         let msg = format!("{e:#}");
-        assert!(msg.contains("/etc/vzsnap/vzsnap.toml") && msg.contains("extra"), "{msg}");
+        assert!(
+            msg.contains("/etc/vzsnap/vzsnap.toml") && msg.contains("extra"),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -267,6 +296,9 @@ mod tests {
             return; // a real installation: the file wins
         }
         assert_eq!(c.unwrap().store.spec, "btrfs:/x");
-        assert!(Config::load_or_default(Path::new("/nonexistent/vzsnap.toml"), Some("btrfs:/x")).is_err());
+        assert!(
+            Config::load_or_default(Path::new("/nonexistent/vzsnap.toml"), Some("btrfs:/x"))
+                .is_err()
+        );
     }
 }

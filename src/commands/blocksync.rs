@@ -54,7 +54,10 @@ pub struct BlocksyncOutput {
 pub fn run(global: &GlobalArgs, args: BlocksyncArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let progress = crate::progress::for_stderr(global.quiet || args.json);
-    let total = std::fs::metadata(&args.src).ok().map(|m| m.len()).filter(|&n| n > 0);
+    let total = std::fs::metadata(&args.src)
+        .ok()
+        .map(|m| m.len())
+        .filter(|&n| n > 0);
     progress.start(&format!("blocksync {}", args.src.display()), total);
     let opts = RawSyncOptions {
         zero_mode: args.zero_mode,
@@ -62,7 +65,8 @@ pub fn run(global: &GlobalArgs, args: BlocksyncArgs) -> anyhow::Result<ExitCode>
     };
     let res = sync_file(&args.src, &args.dst, opts, |pos| progress.set_position(pos));
     progress.finish("");
-    let stats = res.with_context(|| format!("blocksync {} -> {}", args.src.display(), args.dst.display()))?;
+    let stats =
+        res.with_context(|| format!("blocksync {} -> {}", args.src.display(), args.dst.display()))?;
     let out = BlocksyncOutput {
         source: args.src.display().to_string(),
         destination: args.dst.display().to_string(),

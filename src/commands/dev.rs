@@ -65,7 +65,8 @@ fn parse_size(s: &str) -> Result<u64, String> {
 }
 
 fn parse_time(s: &str) -> Result<BackupTime, String> {
-    BackupTime::parse_snapshot_name(s).ok_or_else(|| format!("bad time {s:?} (YYYY_MM_DD-HH_MM_SS)"))
+    BackupTime::parse_snapshot_name(s)
+        .ok_or_else(|| format!("bad time {s:?} (YYYY_MM_DD-HH_MM_SS)"))
 }
 
 pub fn run(_global: &GlobalArgs, cmd: DevCommand) -> anyhow::Result<ExitCode> {

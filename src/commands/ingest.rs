@@ -141,7 +141,12 @@ pub fn run(global: &GlobalArgs, args: IngestArgs) -> anyhow::Result<ExitCode> {
     let progress = crate::progress::for_stderr(global.quiet);
     let summary = ingest::run::run(store.as_ref(), &opts, progress.as_ref(), SystemTime::now())?;
 
-    if let Some(path) = config.ingest.metrics_file.as_ref().filter(|_| !args.dry_run) {
+    if let Some(path) = config
+        .ingest
+        .metrics_file
+        .as_ref()
+        .filter(|_| !args.dry_run)
+    {
         // Metrics are best effort: a failure is reported, not fatal for the backups.
         let res = metrics::collect(store.as_ref())
             .map_err(anyhow::Error::from)

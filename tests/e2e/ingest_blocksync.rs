@@ -39,7 +39,15 @@ fn same_files(a: &std::path::Path, b: &std::path::Path) -> bool {
 fn one_gib_with_one_percent_scattered_changes() {
     let d = tempfile::tempdir().unwrap();
     let (src, dst) = (d.path().join("src.raw"), d.path().join("dst.raw"));
-    let rw = |p: &std::path::Path| File::options().read(true).write(true).create(true).truncate(true).open(p).unwrap();
+    let rw = |p: &std::path::Path| {
+        File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(p)
+            .unwrap()
+    };
     let (fs, fd) = (rw(&src), rw(&dst));
     fs.set_len(GIB).unwrap();
     fd.set_len(GIB).unwrap();
@@ -89,8 +97,17 @@ fn one_gib_with_one_percent_scattered_changes() {
     assert_eq!(j["unchanged"], GIB - want_written - want_zeroed);
     assert!(same_files(&src, &dst), "DST must equal SRC");
     // Again: nothing left to write.
-    let j = json(&run_ok(vzsnap().arg("blocksync").arg(&src).arg(&dst).arg("--json")));
-    assert_eq!((j["written"].as_u64(), j["zeroed"].as_u64(), j["write-calls"].as_u64()), (Some(0), Some(0), Some(0)));
+    let j = json(&run_ok(
+        vzsnap().arg("blocksync").arg(&src).arg(&dst).arg("--json"),
+    ));
+    assert_eq!(
+        (
+            j["written"].as_u64(),
+            j["zeroed"].as_u64(),
+            j["write-calls"].as_u64()
+        ),
+        (Some(0), Some(0), Some(0))
+    );
     // The human line.
     let out = run_ok(vzsnap().arg("blocksync").arg(&src).arg(&dst));
     let line = String::from_utf8_lossy(&out.stdout);

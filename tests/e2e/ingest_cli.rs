@@ -23,7 +23,12 @@ fn config_errors_exit_2() {
     assert!(err.contains("missing.toml"), "{err}");
     let bad = d.path().join("bad.toml");
     std::fs::write(&bad, "[store]\nspec = \"zfs:tank\"\n[ingest]\nsettle = 5\n").unwrap();
-    let out = vzsnap().arg("--config").arg(&bad).arg("ingest").output().unwrap();
+    let out = vzsnap()
+        .arg("--config")
+        .arg(&bad)
+        .arg("ingest")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.toml") && err.contains("settle"), "{err}");
@@ -36,7 +41,10 @@ fn held_lock_exits_3_with_the_holder_pid() {
     let out = s.ingest(&[]).output().unwrap();
     assert_eq!(out.status.code(), Some(3));
     let err = String::from_utf8_lossy(&out.stderr);
-    let want = format!("locked by another vzsnap ingest (pid {})", std::process::id());
+    let want = format!(
+        "locked by another vzsnap ingest (pid {})",
+        std::process::id()
+    );
     assert!(err.contains(&want), "{err}");
 }
 
@@ -45,17 +53,20 @@ fn value<'a>(v: &'a Value, path: &[&str]) -> &'a Value {
 }
 
 fn admin_run(b: &Backend) {
-    let s = Setup::new(
-        &b.spec(),
-        &format!("metrics_file = \"{}\"", "METRICS"),
-    );
+    let s = Setup::new(&b.spec(), &format!("metrics_file = \"{}\"", "METRICS"));
     let metrics = s.dir.path().join("vzsnap.prom");
-    let cfg = std::fs::read_to_string(&s.config).unwrap().replace("METRICS", &metrics.display().to_string());
+    let cfg = std::fs::read_to_string(&s.config)
+        .unwrap()
+        .replace("METRICS", &metrics.display().to_string());
     std::fs::write(&s.config, cfg).unwrap();
     let days = days(SeriesSpec::new(100, 3, 1 << 20), 3);
     write_days(&s.dump, 100, 3, &days[1..]);
     // An lxc backup: reported, not a failure.
-    std::fs::write(s.dump.join("vzdump-lxc-105-2026_11_01-02_00_00.tar.zst"), b"x").unwrap();
+    std::fs::write(
+        s.dump.join("vzdump-lxc-105-2026_11_01-02_00_00.tar.zst"),
+        b"x",
+    )
+    .unwrap();
 
     // Dry run: a plan, no changes.
     let out = run_ok(s.ingest(&["--dry-run", "--json"]).arg("-q"));
@@ -63,7 +74,10 @@ fn admin_run(b: &Backend) {
     assert_eq!(j["dry-run"], true);
     assert_eq!(value(&j, &["totals", "planned"]), 2);
     assert_eq!(value(&j, &["totals", "skipped"]), 1);
-    assert!(b.store().list_volumes().unwrap().is_empty(), "a dry run creates nothing");
+    assert!(
+        b.store().list_volumes().unwrap().is_empty(),
+        "a dry run creates nothing"
+    );
     assert!(!metrics.exists());
 
     // The real run.
@@ -73,18 +87,35 @@ fn admin_run(b: &Backend) {
     assert_eq!(value(&j, &["totals", "ingested"]), 2);
     let backups = j["backups"].as_array().unwrap();
     let lxc = backups.iter().find(|b| b["vmid"] == 105).unwrap();
-    assert_eq!((lxc["status"].as_str(), lxc["reason"].as_str()), (Some("skipped"), Some("unsupported")));
+    assert_eq!(
+        (lxc["status"].as_str(), lxc["reason"].as_str()),
+        (Some("skipped"), Some("unsupported"))
+    );
     let first = backups.iter().find(|b| b["vmid"] == 100).unwrap();
     assert_eq!(first["status"], "ingested");
     assert_eq!(first["backup-time"], days[1].time.snapshot_name());
     let stats = value(first, &["ingested", "stats"]);
-    for k in ["read", "compared", "written", "zeroed", "unchanged", "write-calls", "punch-calls"] {
+    for k in [
+        "read",
+        "compared",
+        "written",
+        "zeroed",
+        "unchanged",
+        "write-calls",
+        "punch-calls",
+    ] {
         assert!(stats[k].is_u64(), "{k}: {stats}");
     }
     assert!(first["snapshot-written"].is_u64());
     let prom = std::fs::read_to_string(&metrics).unwrap();
-    assert!(prom.contains("vzsnap_ingest_last_success_timestamp_seconds{vmid=\"100\"} "), "{prom}");
-    assert!(prom.contains("vzsnap_ingest_last_run_failures 0\n"), "{prom}");
+    assert!(
+        prom.contains("vzsnap_ingest_last_success_timestamp_seconds{vmid=\"100\"} "),
+        "{prom}"
+    );
+    assert!(
+        prom.contains("vzsnap_ingest_last_run_failures 0\n"),
+        "{prom}"
+    );
 
     // An older backup than the newest snapshot: skipped with a reason, --force ingests it.
     write_days(&s.dump, 100, 3, &days[..1]);
@@ -104,15 +135,31 @@ fn admin_run(b: &Backend) {
     bytes.truncate(n / 2);
     std::fs::write(&w.archive, &bytes).unwrap();
     let out = s.ingest(&["--json"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let j = json(&out);
-    let failed = j["backups"].as_array().unwrap().iter().find(|b| b["status"] == "failed").unwrap();
+    let failed = j["backups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["status"] == "failed")
+        .unwrap();
     let file = failed["error"]["file"].as_str().unwrap();
-    assert!(file.ends_with(w.archive.file_name().unwrap().to_str().unwrap()), "{failed}");
+    assert!(
+        file.ends_with(w.archive.file_name().unwrap().to_str().unwrap()),
+        "{failed}"
+    );
     assert!(failed["error"]["offset"].is_u64());
     assert_eq!(std::fs::read(&w.archive).unwrap(), bytes, "input untouched");
     let prom = std::fs::read_to_string(&metrics).unwrap();
-    assert!(prom.contains("vzsnap_ingest_last_run_failures 1\n"), "{prom}");
+    assert!(
+        prom.contains("vzsnap_ingest_last_run_failures 1\n"),
+        "{prom}"
+    );
 }
 
 /// Two real runs at once: the second sees the first's pid and exits 3; with `--wait` it
@@ -129,18 +176,31 @@ fn concurrent_runs(b: &Backend) {
             run_ok(std::process::Command::new("kill").args(["-STOP", &pid.to_string()]));
             break;
         }
-        assert!(first.try_wait().unwrap().is_none(), "first run ended before it was seen holding the lock");
+        assert!(
+            first.try_wait().unwrap().is_none(),
+            "first run ended before it was seen holding the lock"
+        );
         assert!(t0.elapsed() < Duration::from_secs(60));
         std::thread::sleep(Duration::from_millis(1));
     }
     let out = s.ingest(&[]).output().unwrap();
     assert_eq!(out.status.code(), Some(3));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(&format!("locked by another vzsnap ingest (pid {pid})")), "{err}");
+    assert!(
+        err.contains(&format!("locked by another vzsnap ingest (pid {pid})")),
+        "{err}"
+    );
     // --wait queues behind it.
-    let mut second = s.ingest(&["--wait", "--json"]).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let mut second = s
+        .ingest(&["--wait", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     std::thread::sleep(Duration::from_millis(500));
-    assert!(second.try_wait().unwrap().is_none(), "--wait must block while the lock is held");
+    assert!(
+        second.try_wait().unwrap().is_none(),
+        "--wait must block while the lock is held"
+    );
     run_ok(std::process::Command::new("kill").args(["-CONT", &pid.to_string()]));
     assert!(first.wait().unwrap().success());
     let out = second.wait_with_output().unwrap();

@@ -91,7 +91,12 @@ impl Setup {
             ),
         )
         .unwrap();
-        Setup { dir, dump, config, lock }
+        Setup {
+            dir,
+            dump,
+            config,
+            lock,
+        }
     }
 
     /// `vzsnap --config <this config> ingest <args>`.
@@ -120,7 +125,6 @@ pub fn write_days(dump: &Path, vmid: u32, seed: u64, days: &[Day]) {
 }
 
 pub fn json(out: &Output) -> serde_json::Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout))
-    })
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
 }

@@ -22,7 +22,10 @@ pub fn opts(dump: &Path) -> IngestOptions {
             include: vec![],
             exclude: vec![],
         },
-        volume_properties: vec![("recordsize".into(), "64K".into()), ("compression".into(), "lz4".into())],
+        volume_properties: vec![
+            ("recordsize".into(), "64K".into()),
+            ("compression".into(), "lz4".into()),
+        ],
         ..Default::default()
     }
 }
@@ -54,12 +57,21 @@ pub fn snap_names(store: &dyn Store, vmid: u32) -> Vec<String> {
 
 pub fn snap_path(store: &dyn Store, vmid: u32, day: &Day) -> PathBuf {
     store
-        .snapshot_path(&vol(vmid), &SnapshotName::new(day.time.snapshot_name()).unwrap())
+        .snapshot_path(
+            &vol(vmid),
+            &SnapshotName::new(day.time.snapshot_name()).unwrap(),
+        )
         .unwrap()
 }
 
 /// Writes `day` with the given compression (tests override the series' own).
-pub fn write_as(dir: &Path, vmid: u32, seed: u64, day: &Day, c: vma::compress::Compression) -> PathBuf {
+pub fn write_as(
+    dir: &Path,
+    vmid: u32,
+    seed: u64,
+    day: &Day,
+    c: vma::compress::Compression,
+) -> PathBuf {
     let mut d = day.clone();
     d.compression = c;
     write_backup(dir, vmid, seed, &d, false).unwrap().archive
@@ -185,7 +197,10 @@ pub fn corrupt(plain: &[u8], class: &str) -> Vec<u8> {
 pub fn touched_records(prev: Option<&Day>, day: &Day, rs: usize) -> u64 {
     let mut n = 0;
     for d in &day.disks {
-        let old = prev.and_then(|p| p.disk(&d.name)).map(|x| x.data.as_slice()).unwrap_or(&[]);
+        let old = prev
+            .and_then(|p| p.disk(&d.name))
+            .map(|x| x.data.as_slice())
+            .unwrap_or(&[]);
         for (r, rec) in d.data.chunks(rs).enumerate() {
             let start = r * rs;
             let changed = rec.chunks(4096).enumerate().any(|(i, nb)| {
