@@ -180,6 +180,38 @@ pub fn parse_name_origin(out: &str) -> Result<Vec<(String, Option<String>)>, Par
         .collect())
 }
 
+/// The `-o` list [`parse_written_and_latest`] expects.
+pub const WRITTEN_COLUMNS: &str = "name,written,createtxg";
+
+/// Parses `zfs list -H -p -o name,written,createtxg -t filesystem,snapshot -d 1 <ds>`: the
+/// dataset's own `written` and the name (after `@`) of its newest snapshot, if any.
+pub fn parse_written_and_latest(out: &str, ds: &str) -> Result<(u64, Option<String>), ParseError> {
+    let snap_prefix = format!("{ds}@");
+    let mut written = None;
+    let mut latest: Option<(u64, String)> = None;
+    for (i, line) in out.lines().enumerate().filter(|(_, l)| !l.is_empty()) {
+        let c: Vec<&str> = line.split('\t').collect();
+        if c.len() != 3 {
+            return Err(perr(
+                i,
+                format!("expected 3 tab-separated columns, got {}", c.len()),
+                line,
+            ));
+        }
+        if c[0] == ds {
+            written = Some(parse_u64(c[1], i, "written")?);
+        } else if let Some(snap) = c[0].strip_prefix(&snap_prefix) {
+            let txg = parse_u64(c[2], i, "createtxg")?;
+            if latest.as_ref().is_none_or(|(t, _)| txg > *t) {
+                latest = Some((txg, snap.to_string()));
+            }
+        }
+        // Child filesystems (none in a volume normally) are not ours to judge.
+    }
+    let written = written.ok_or_else(|| perr(0, format!("no row for {ds} itself"), out))?;
+    Ok((written, latest.map(|(_, s)| s)))
+}
+
 /// A human size as accepted by `zfs create -o` (`4096`, `4K`, `1.5M`, `128k`) → bytes, for
 /// comparing a requested property with its `-p` value. `None` if it is not a size.
 pub fn parse_size(s: &str) -> Option<u64> {
