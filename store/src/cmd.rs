@@ -259,8 +259,8 @@ mod tests {
 
     #[test]
     fn environment_is_cleared_and_fixed() {
-        // SAFETY-free: set_var is unsafe in edition 2024, so use a variable we know exists
-        // in the test process instead and check it does not leak.
+        // `set_var` is unsafe in edition 2024 (threads), so rely on a variable cargo sets for
+        // every test process and check it does not leak into the child.
         assert!(std::env::var_os("CARGO_PKG_NAME").is_some());
         let out = Cmd::new("env").run().unwrap();
         let mut lines: Vec<&str> = out.stdout.lines().collect();
