@@ -226,6 +226,8 @@ fn snapshot_day(store: &dyn Store, when: &str, disks: &[&str]) {
 }
 
 fn volume_dir(store: &dyn Store) -> PathBuf {
+    // The test's own loop mounts run before vzsnap's code would load the driver.
+    loopdev::ensure_loop_driver();
     store
         .ensure_volume(&VolumeName::new(VMID.to_string()).unwrap(), &[])
         .unwrap()
@@ -657,17 +659,10 @@ fn crash_and_reboot_leftovers_are_cleaned(store: &dyn Store) {
     assert_eq!(out.detached.len(), 1, "{out:?}");
     assert_all_gone(store, work.path(), &report);
 
-    // A reboot: mounts and loop devices vanish, /run (the state) too; the clone stays.
+    // A reboot: mounts and loop devices vanish; the clone stays.
     let report =
         mount_backup(store, vmid(), &day(DAY1), &options(work.path(), None, None)).unwrap();
-    for (_, i) in report.items() {
-        if let Some(at) = &i.mounted_at {
-            Cmd::new("umount").arg(at).run().unwrap();
-        }
-        if let Some(dev) = &i.loop_device {
-            Cmd::new("losetup").args(["-d", dev]).run().unwrap();
-        }
-    }
+    simulate_reboot(&report);
     // First a reboot that kept the state (e.g. a persistent state directory): umount copes
     // with every piece being gone except the clone.
     let out = unmount(store, &state_dir, &report.mountpoint).unwrap();
@@ -676,23 +671,70 @@ fn crash_and_reboot_leftovers_are_cleaned(store: &dyn Store) {
         "{out:?}"
     );
     assert_all_gone(store, work.path(), &report);
-    // Then one that also lost the state: the clone is an orphan, found by its name.
+    // Then the state is lost while everything is still mounted (a wiped state directory):
+    // the clone is an orphan, found by its name; its mounts and loop devices by the clone.
     let report =
         mount_backup(store, vmid(), &day(DAY1), &options(work.path(), None, None)).unwrap();
-    for (_, i) in report.items() {
-        Cmd::new("umount")
-            .arg(i.mounted_at.as_ref().unwrap())
-            .run()
-            .unwrap();
-    }
     std::fs::remove_dir_all(&state_dir).unwrap();
     let orphans = orphan_clones(store, &state_dir).unwrap();
     assert_eq!(
         orphans.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
         vec![report.id.clone()]
     );
-    destroy_orphan(store, &state_dir, &orphans[0]).unwrap();
+    let out = destroy_orphan(store, &state_dir, &orphans[0]).unwrap();
+    let mounted: Vec<PathBuf> = report
+        .items()
+        .filter_map(|(_, i)| i.mounted_at.clone())
+        .collect();
+    assert_eq!(out.unmounted, mounted);
+    assert!(out.clone_destroyed);
+    // Everything but the (unknowable) directories is gone.
+    for dir in &mounted {
+        std::fs::remove_dir(dir).unwrap();
+        std::fs::remove_dir(dir.parent().unwrap()).unwrap();
+    }
+    std::fs::remove_dir(&report.mountpoint).unwrap();
+    std::fs::create_dir_all(&state_dir).unwrap();
+    assert_all_gone(store, work.path(), &report);
+    // And after a real reboot (no mounts, no loop devices, no state) only the clone is left.
+    let report =
+        mount_backup(store, vmid(), &day(DAY1), &options(work.path(), None, None)).unwrap();
+    simulate_reboot(&report);
+    std::fs::remove_dir_all(&state_dir).unwrap();
+    let orphans = orphan_clones(store, &state_dir).unwrap();
+    let out = destroy_orphan(store, &state_dir, &orphans[0]).unwrap();
+    assert!(
+        out.clone_destroyed && out.unmounted.is_empty() && out.detached.is_empty(),
+        "{out:?}"
+    );
     assert!(store.list_clones().unwrap().is_empty());
+}
+
+/// What a reboot does to a mount: its mounts and loop devices are gone.
+fn simulate_reboot(report: &MountReport) {
+    for (_, i) in report.items() {
+        if let Some(at) = &i.mounted_at {
+            Cmd::new("umount").arg(at).run().unwrap();
+        }
+        if let Some(dev) = &i.loop_device {
+            Cmd::new("losetup").args(["-d", dev]).run().unwrap();
+        }
+    }
+    // The kernel may finish detaching a moment later.
+    for _ in 0..50 {
+        let busy = loopdev::list_loops()
+            .unwrap()
+            .iter()
+            .any(|l| l.backing_file.starts_with(&report.clone_path));
+        if !busy {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!(
+        "loop devices on {} did not go away",
+        report.clone_path.display()
+    );
 }
 
 fn refusals_undo_everything(store: &dyn Store) {

@@ -68,8 +68,21 @@ pub fn list_loops() -> std::io::Result<Vec<LoopInfo>> {
     Ok(out)
 }
 
+/// Makes sure the loop driver is there. Normally opening `/dev/loop-control` loads it (the
+/// node is created at boot from the module's alias), but minimal systems (containers, rescue
+/// or test VMs) may have neither the node nor the module loaded; `modprobe loop` fixes both.
+/// A failure is not an error here: losetup then reports what is wrong.
+pub fn ensure_loop_driver() {
+    if !Path::new("/dev/loop-control").exists()
+        && let Err(e) = Cmd::new("modprobe").arg("loop").run()
+    {
+        tracing::warn!("/dev/loop-control is missing and `modprobe loop` failed: {e}");
+    }
+}
+
 /// Attaches `size` bytes of `image` from byte `offset` as a new read-only loop device.
 pub fn attach_read_only(image: &Path, offset: u64, size: u64) -> Result<String, RestoreError> {
+    ensure_loop_driver();
     let out = Cmd::new("losetup")
         .args([
             "--find",
@@ -92,16 +105,26 @@ pub fn attach_read_only(image: &Path, offset: u64, size: u64) -> Result<String, 
     Ok(dev)
 }
 
-/// Detaches a loop device.
-pub fn detach(device: &str) -> Result<(), RestoreError> {
+/// Detaches a loop device. One that is no longer bound (ENXIO: detached meanwhile, or being
+/// auto-cleared by the kernel after its last user went away) counts as detached: `Ok(false)`.
+pub fn detach(device: &str) -> Result<bool, RestoreError> {
     if !is_loop_device_path(device) {
         return Err(RestoreError::Refused {
             what: device.to_string(),
             reason: "not a /dev/loopN path".into(),
         });
     }
-    Cmd::new("losetup").args(["--detach", device]).run()?;
-    Ok(())
+    match Cmd::new("losetup").args(["--detach", device]).run() {
+        Ok(_) => Ok(true),
+        Err(e)
+            if e.stderr()
+                .is_some_and(|s| s.contains("No such device or address")) =>
+        {
+            tracing::debug!("{device} was already detached");
+            Ok(false)
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 #[cfg(test)]

@@ -466,7 +466,7 @@ fn mount_one(
             item.note = Some(note);
             st.mounts.pop();
             sd.save(st)?;
-            loopdev::detach(&dev)?;
+            let _ = loopdev::detach(&dev)?;
             st.loops.pop();
             sd.save(st)?;
         }
@@ -543,8 +543,12 @@ pub fn unmount_state(
     if let Some(clone_path) = &st.clone_path {
         for l in loopdev::list_loops().map_err(io_err("/sys/block"))? {
             if l.backing_file.starts_with(clone_path) {
-                loopdev::detach(&l.device)?;
-                out.detached.push(l.device);
+                if loopdev::detach(&l.device)? {
+                    out.detached.push(l.device);
+                } else {
+                    out.notes
+                        .push(format!("{} was already being detached", l.device));
+                }
             }
         }
         for l in &st.loops {
@@ -556,20 +560,10 @@ pub fn unmount_state(
         }
     }
 
-    // 3. The clone. A loop device lets go of its file asynchronously; retry briefly.
+    // 3. The clone.
     let clone = st.clone_name()?;
     if store.list_clones()?.contains(&clone) {
-        let mut attempt = 0;
-        loop {
-            match store.destroy_clone(&clone) {
-                Ok(()) => break,
-                Err(StoreError::Busy { .. }) if attempt < 10 => {
-                    attempt += 1;
-                    std::thread::sleep(Duration::from_millis(200));
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
+        destroy_clone_retrying(store, &clone)?;
         out.clone_destroyed = true;
     } else {
         out.notes.push(format!("clone {clone} did not exist"));
@@ -710,12 +704,32 @@ pub fn orphan_clones(store: &dyn Store, state_dir: &Path) -> Result<Vec<VolumeNa
         .collect())
 }
 
-/// Destroys an orphaned mount clone (see [`orphan_clones`]).
+/// Destroys a clone; a loop device lets go of its file asynchronously, so `Busy` is retried
+/// for a couple of seconds.
+fn destroy_clone_retrying(store: &dyn Store, clone: &VolumeName) -> Result<(), RestoreError> {
+    let mut attempt = 0;
+    loop {
+        match store.destroy_clone(clone) {
+            Ok(()) => return Ok(()),
+            Err(StoreError::Busy { .. }) if attempt < 10 => {
+                attempt += 1;
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Destroys an orphaned mount clone (see [`orphan_clones`]). Without its state file the clone's
+/// path is unknown, so its loop devices are recognised by the clone's (unique, random-suffixed)
+/// name appearing as a directory in their backing file's path; mounts of those loop devices are
+/// unmounted first (a state directory lost without a reboot leaves them in place). The
+/// mountpoint directories cannot be known and are left; the outcome lists the unmounted paths.
 pub fn destroy_orphan(
     store: &dyn Store,
     state_dir: &Path,
     clone: &VolumeName,
-) -> Result<(), RestoreError> {
+) -> Result<UnmountOutcome, RestoreError> {
     let sd = StateDir::new(state_dir);
     let _lock = sd.lock()?;
     if !orphan_clones(store, state_dir)?.contains(clone) {
@@ -724,5 +738,38 @@ pub fn destroy_orphan(
             reason: "is not an orphaned vzsnap mount clone".into(),
         });
     }
-    Ok(store.destroy_clone(clone)?)
+    let mut out = UnmountOutcome {
+        id: clone.to_string(),
+        ..Default::default()
+    };
+    let loops: Vec<loopdev::LoopInfo> = loopdev::list_loops()
+        .map_err(io_err("/sys/block"))?
+        .into_iter()
+        .filter(|l| {
+            l.backing_file
+                .components()
+                .any(|c| c.as_os_str() == clone.as_str())
+        })
+        .collect();
+    let mounts = mountinfo::read_mountinfo().map_err(io_err("/proc/self/mountinfo"))?;
+    let mut targets: Vec<&mountinfo::MountEntry> = mounts
+        .iter()
+        .filter(|m| loops.iter().any(|l| l.device == m.source))
+        .collect();
+    targets.sort_by_key(|m| std::cmp::Reverse(m.target.components().count()));
+    for m in targets {
+        Cmd::new("umount")
+            .arg(&m.target)
+            .run()
+            .map_err(|e| busy_hint(&m.target, e.into()))?;
+        out.unmounted.push(m.target.clone());
+    }
+    for l in loops {
+        if loopdev::detach(&l.device)? {
+            out.detached.push(l.device);
+        }
+    }
+    destroy_clone_retrying(store, clone)?;
+    out.clone_destroyed = true;
+    Ok(out)
 }
