@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
+use nix::fcntl::{PosixFadviseAdvice, posix_fadvise};
 use serde::Serialize;
 use store::layout::{
     self, LOG_FILE, Manifest, ManifestDevice, NOTES_FILE, PROTECTED_HOLD_TAG, meta_keys,
@@ -31,15 +32,35 @@ use crate::sync::vma_stream::{Targets, sync_stream};
 use crate::sync::{ImageSync, SyncStats};
 use crate::volume::{self, Recovery};
 
-/// Counts the bytes read through it (the compressed input), for progress and statistics.
-struct Counting<R> {
-    inner: R,
+/// Reads the archive file: counts the bytes read (the compressed input, for progress and
+/// statistics) and keeps the kernel reading [`ARCHIVE_PREFETCH`] bytes ahead, so the
+/// decompressing thread rarely waits for the disk.
+struct ArchiveInput {
+    file: File,
+    pos: u64,
+    prefetched_to: u64,
     count: Arc<AtomicU64>,
 }
 
-impl<R: Read> Read for Counting<R> {
+/// Read-ahead window of the archive.
+const ARCHIVE_PREFETCH: u64 = 16 << 20;
+
+impl Read for ArchiveInput {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
+        if self.prefetched_to < self.pos + ARCHIVE_PREFETCH / 2 {
+            let start = self.prefetched_to.max(self.pos);
+            let end = self.pos + ARCHIVE_PREFETCH;
+            // Advisory: a file system without readahead hints still works.
+            let _ = posix_fadvise(
+                &self.file,
+                start as i64,
+                (end - start) as i64,
+                PosixFadviseAdvice::POSIX_FADV_WILLNEED,
+            );
+            self.prefetched_to = end;
+        }
+        let n = self.file.read(buf)?;
+        self.pos += n as u64;
         self.count.fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
     }
@@ -248,12 +269,15 @@ fn sync_into(
         source,
     };
     let file = File::open(&archive.path).map_err(input_err)?;
+    let _ = posix_fadvise(&file, 0, 0, PosixFadviseAdvice::POSIX_FADV_SEQUENTIAL);
     let count = Arc::new(AtomicU64::new(0));
-    let counting = Counting {
-        inner: file,
+    let input = ArchiveInput {
+        file,
+        pos: 0,
+        prefetched_to: 0,
         count: count.clone(),
     };
-    let (compression, stream) = open_decompressed(counting).map_err(input_err)?;
+    let (compression, stream) = open_decompressed(input).map_err(input_err)?;
     let mut reader = VmaReader::new_named(stream, archive.file_name.clone())?;
     let header = reader.header().clone();
     let unsupported = |detail: String| IngestError::Unsupported {

@@ -148,7 +148,7 @@ fn default_true() -> bool {
 /// keep-daily = 7          # default policy for every VM
 /// keep-weekly = 4
 /// keep-monthly = 6
-/// after-ingest = true     # prune a VM right after each ingest (default true)
+/// after_ingest = true     # prune a VM right after each ingest (default true)
 /// timezone = "Europe/Berlin"  # periods are computed in this zone (default: system local)
 ///
 /// [prune.vm.100]          # VM 100 uses this policy INSTEAD of the default (no merging,
@@ -174,7 +174,9 @@ pub struct PruneConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keep_yearly: Option<u64>,
     /// Whether `vzsnap ingest` prunes a VM's volume after ingesting a backup into it.
-    #[serde(default = "default_true")]
+    /// Spelled `after_ingest` like vzsnap's other own keys; only the `keep-*` keys use PVE's
+    /// dashes, so they can be copied from a PVE `prune-backups` setting.
+    #[serde(default = "default_true", rename = "after_ingest")]
     pub after_ingest: bool,
     /// IANA time zone for the hour/day/week/month/year periods; `None` = the system's local
     /// zone, which is also what vzdump used to name the backups.
@@ -313,6 +315,8 @@ keep-last = 3
         assert_eq!(c.time_zone().unwrap().iana_name(), Some("Europe/Berlin"));
 
         assert!(toml::from_str::<PruneConfig>("keep-dayly = 7\n").is_err());
+        assert!(!toml::from_str::<PruneConfig>("after_ingest = false\n").unwrap().after_ingest);
+        assert!(toml::from_str::<PruneConfig>("after-ingest = false\n").is_err());
         assert!(toml::from_str::<PruneConfig>("[vm.100]\nkeep-dayly = 7\n").is_err());
         let bad_tz: PruneConfig = toml::from_str("timezone = \"Mars/Olympus\"\n").unwrap();
         assert!(bad_tz.time_zone().is_err());

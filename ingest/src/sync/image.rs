@@ -22,7 +22,9 @@ use std::path::Path;
 
 use nix::fcntl::{FallocateFlags, PosixFadviseAdvice, fallocate, posix_fadvise};
 
-use super::compare::{BLOCK_SIZE, CLUSTER_SIZE, NewCluster, ZERO_CLUSTER, blocks_in, diff_cluster};
+use super::compare::{
+    BLOCK_SIZE, CLUSTER_SIZE, ClusterDiff, NewCluster, ZERO_CLUSTER, blocks_in, diff_cluster,
+};
 use super::{SyncError, SyncStats, ZeroMode};
 
 /// Largest destination read.
@@ -47,6 +49,38 @@ pub struct ImageSync {
     zero_off: u64,
     zero_len: u64,
     stats: SyncStats,
+}
+
+/// The read side of an [`ImageSync`]: the old contents of clusters, for the pipeline stage
+/// that reads the destination while another thread compares and writes. Safe because every
+/// cluster is read before it is handed to the writer and written at most once per sync.
+#[derive(Debug)]
+pub struct ImageReader {
+    file: File,
+    name: String,
+    size: u64,
+    known_zero_from: u64,
+}
+
+impl ImageReader {
+    /// `(offset, length)` of `cluster` clipped at the image end; `None` beyond the end.
+    pub fn cluster_range(&self, cluster: u64) -> Option<(u64, usize)> {
+        let off = cluster.checked_mul(CLUSTER_SIZE as u64)?;
+        (off < self.size).then(|| (off, (CLUSTER_SIZE as u64).min(self.size - off) as usize))
+    }
+
+    /// True if the bytes at `off` are known to be zero without reading (a new image, or the
+    /// part an image grew by).
+    pub fn known_zero(&self, off: u64) -> bool {
+        off >= self.known_zero_from
+    }
+
+    /// Reads exactly `buf.len()` bytes at `off`.
+    pub fn read_at(&self, off: u64, buf: &mut [u8]) -> Result<(), SyncError> {
+        self.file
+            .read_exact_at(buf, off)
+            .map_err(|e| SyncError::io(&self.name, off, "read", e))
+    }
 }
 
 impl ImageSync {
@@ -110,10 +144,9 @@ impl ImageSync {
         self.size.div_ceil(CLUSTER_SIZE as u64)
     }
 
-    /// Brings cluster `cluster` (bytes `cluster * 64 KiB ..`, clipped at the image size) to
-    /// `new`. Each cluster must be applied at most once per sync: the read window is not
-    /// refreshed by this sync's own pending writes.
-    pub fn apply(&mut self, cluster: u64, new: NewCluster<'_>) -> Result<(), SyncError> {
+    /// The byte range `(offset, length)` of `cluster`, clipped at the image size; an error if
+    /// it starts at or beyond the end, or if `new` carries too few bytes for it.
+    fn check(&self, cluster: u64, new: &NewCluster<'_>) -> Result<(u64, usize), SyncError> {
         let off = cluster.saturating_mul(CLUSTER_SIZE as u64);
         if off >= self.size {
             return Err(SyncError::BeyondEnd {
@@ -125,7 +158,7 @@ impl ImageSync {
         }
         let len = (CLUSTER_SIZE as u64).min(self.size - off) as usize;
         if !new.is_well_formed(len) {
-            let (got, needed) = match new {
+            let (got, needed) = match *new {
                 NewCluster::Packed { mask, data } => {
                     (data.len(), mask.count_ones() as usize * BLOCK_SIZE)
                 }
@@ -139,6 +172,14 @@ impl ImageSync {
                 needed,
             });
         }
+        Ok((off, len))
+    }
+
+    /// Brings cluster `cluster` (bytes `cluster * 64 KiB ..`, clipped at the image size) to
+    /// `new`, reading the old contents itself. Each cluster must be applied at most once per
+    /// sync: the read window is not refreshed by this sync's own pending writes.
+    pub fn apply(&mut self, cluster: u64, new: NewCluster<'_>) -> Result<(), SyncError> {
+        let (off, len) = self.check(cluster, &new)?;
         let d = if off >= self.known_zero_from {
             diff_cluster(&ZERO_CLUSTER[..len], new)
         } else {
@@ -146,6 +187,45 @@ impl ImageSync {
             let at = (off - self.window_start) as usize;
             diff_cluster(&self.window[at..at + len], new)
         };
+        self.apply_diff(off, len, new, d)
+    }
+
+    /// Like [`ImageSync::apply`], with the old contents supplied by the caller (read by an
+    /// [`ImageReader`] on another thread): `old` is the cluster's bytes, or `None` where
+    /// [`ImageReader::known_zero`] said no read was needed.
+    pub fn apply_old(
+        &mut self,
+        cluster: u64,
+        new: NewCluster<'_>,
+        old: Option<&[u8]>,
+    ) -> Result<(), SyncError> {
+        let (off, len) = self.check(cluster, &new)?;
+        let old = match old {
+            Some(o) if o.len() == len => o,
+            Some(o) => {
+                return Err(SyncError::io(
+                    &self.name,
+                    off,
+                    "read",
+                    std::io::Error::other(format!(
+                        "{} old bytes supplied for a {len}-byte cluster",
+                        o.len()
+                    )),
+                ));
+            }
+            None => &ZERO_CLUSTER[..len],
+        };
+        let d = diff_cluster(old, new);
+        self.apply_diff(off, len, new, d)
+    }
+
+    fn apply_diff(
+        &mut self,
+        off: u64,
+        len: usize,
+        new: NewCluster<'_>,
+        d: ClusterDiff,
+    ) -> Result<(), SyncError> {
         self.stats.compared += len as u64;
         self.stats.unchanged += d.unchanged;
         if d.changed == 0 {
@@ -168,6 +248,20 @@ impl ImageSync {
             }
         }
         Ok(())
+    }
+
+    /// A read handle on the same file for another thread (see [`ImageReader`]).
+    pub fn reader(&self) -> Result<ImageReader, SyncError> {
+        let file = self
+            .file
+            .try_clone()
+            .map_err(|e| SyncError::io(&self.name, 0, "dup", e))?;
+        Ok(ImageReader {
+            file,
+            name: self.name.clone(),
+            size: self.size,
+            known_zero_from: self.known_zero_from,
+        })
     }
 
     /// Makes sure `[off, off + len)` is inside the read window.

@@ -3,14 +3,16 @@
 //! - [`compare`]: pure 64 KiB-then-4 KiB comparison.
 //! - [`ImageSync`]: one destination file; reads old contents in large windows, writes only
 //!   changed blocks (coalesced), punches or writes zeros.
-//! - [`pipeline`]: two threads joined by a bounded channel of recycled buffers, so reading
-//!   and decompressing the source overlaps comparing and writing (perf.md §3.5).
+//! - [`pipeline`]: three threads joined by bounded channels of recycled buffers, so
+//!   decompressing the source, reading the destination and comparing/writing overlap
+//!   (perf.md §3.5).
 //! - [`vma_stream`]: a VMA archive onto a set of images (the ingest path).
 //! - [`raw`]: a raw file onto another (the `blocksync` path).
 
 pub mod compare;
 mod error;
 pub mod image;
+mod old;
 pub mod pipeline;
 #[cfg(test)]
 mod proptests;

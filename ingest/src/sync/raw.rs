@@ -1,7 +1,8 @@
 //! `blocksync`: one raw file onto another with the same engine as ingest.
 //!
-//! The source is read sequentially in [`CHUNK`]-byte preads on a second thread while this
-//! thread compares and writes, exactly like the VMA path; every 64 KiB of the source is a
+//! The source is read sequentially in [`CHUNK`]-byte preads on one thread, the old contents
+//! of the destination on a second, while this thread compares and writes — the same pipeline
+//! as the VMA path; every 64 KiB of the source is a
 //! [`NewCluster::Full`]. A missing destination is created sparse (only non-zero blocks are
 //! written); a destination of another size is truncated or extended first.
 
@@ -13,6 +14,7 @@ use std::path::Path;
 use nix::fcntl::{PosixFadviseAdvice, posix_fadvise};
 
 use super::compare::{CLUSTER_SIZE, NewCluster};
+use super::old::OldData;
 use super::{ImageSync, SyncError, SyncStats, ZeroMode, pipeline};
 
 /// Bytes per source read (a multiple of the cluster size).
@@ -28,10 +30,12 @@ pub struct RawSyncOptions {
     pub durable: bool,
 }
 
+#[derive(Debug, Default)]
 struct Chunk {
     offset: u64,
     len: usize,
     data: Vec<u8>,
+    old: OldData,
 }
 
 /// Size of a regular file or block device.
@@ -63,15 +67,10 @@ pub fn sync_file(
     let size = source_size(&mut sf, &sname)?;
     let _ = posix_fadvise(&sf, 0, 0, PosixFadviseAdvice::POSIX_FADV_SEQUENTIAL);
     let mut img = ImageSync::open(dst, dname, size, opts.zero_mode)?;
+    let old_reader = img.reader()?;
     let mut next = 0u64;
-    let buffers = (0..CHUNK_BUFFERS)
-        .map(|_| Chunk {
-            offset: 0,
-            len: 0,
-            data: Vec::new(),
-        })
-        .collect();
-    pipeline::run::<_, SyncError, _, _>(
+    let buffers = (0..CHUNK_BUFFERS).map(|_| Chunk::default()).collect();
+    pipeline::run::<_, SyncError, _, _, _>(
         buffers,
         |c: &mut Chunk| {
             if next >= size {
@@ -89,9 +88,20 @@ pub fn sync_file(
             Ok(true)
         },
         |c: &mut Chunk| {
+            c.old.clear();
+            let first = c.offset / CLUSTER_SIZE as u64;
+            for i in 0..c.len.div_ceil(CLUSTER_SIZE) as u64 {
+                match old_reader.cluster_range(first + i) {
+                    Some((off, len)) if !old_reader.known_zero(off) => c.old.push_read(0, off, len),
+                    _ => c.old.push_zero(),
+                }
+            }
+            c.old.read(|_| Some(&old_reader))
+        },
+        |c: &mut Chunk| {
             for (i, piece) in c.data[..c.len].chunks(CLUSTER_SIZE).enumerate() {
                 let cluster = c.offset / CLUSTER_SIZE as u64 + i as u64;
-                img.apply(cluster, NewCluster::Full(piece))?;
+                img.apply_old(cluster, NewCluster::Full(piece), c.old.get(i))?;
             }
             after_chunk(c.offset + c.len as u64);
             Ok(())
