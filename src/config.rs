@@ -10,6 +10,8 @@
 //! [store.properties] # ZFS properties of new volumes
 //! [ingest]           # dump directories and how ingest behaves
 //! [prune]            # retention (keep-* policy, per-VM overrides)
+//! [restore]          # where `vzsnap restore` writes archives, zstd threads
+//! [mount]            # where `vzsnap mount` mounts and keeps its state
 //! ```
 
 use std::collections::BTreeMap;
@@ -33,6 +35,63 @@ pub struct Config {
     pub ingest: IngestConfig,
     #[serde(default)]
     pub prune: PruneConfig,
+    #[serde(default)]
+    pub restore: RestoreConfig,
+    #[serde(default)]
+    pub mount: MountConfig,
+}
+
+/// `[restore]`: defaults of `vzsnap restore`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreConfig {
+    /// Where restored archives go (`--to` overrides); default: the first `[ingest]
+    /// dump_dirs` entry, i.e. where PVE finds its backups.
+    #[serde(default)]
+    pub dump_dir: Option<PathBuf>,
+    /// zstd worker threads (`--threads` overrides); default: one per CPU.
+    #[serde(default)]
+    pub threads: Option<u32>,
+}
+
+impl Config {
+    /// Where `vzsnap restore` writes without `--to`.
+    pub fn restore_dir(&self) -> PathBuf {
+        self.restore
+            .dump_dir
+            .clone()
+            .unwrap_or_else(|| self.ingest.dump_dirs[0].clone())
+    }
+}
+
+/// `[mount]`: where `vzsnap mount` puts things.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MountConfig {
+    /// Parent of the default mountpoints `<root>/<VMID>-<DATE>[-<disk>]`.
+    #[serde(default = "default_mount_root")]
+    pub root: PathBuf,
+    /// One JSON file per active mount (what `vzsnap umount` undoes). On /run by default:
+    /// after a reboot the mounts are gone too, and `vzsnap umount --all` removes the clones.
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
+}
+
+fn default_mount_root() -> PathBuf {
+    PathBuf::from(restore::mount::DEFAULT_MOUNT_ROOT)
+}
+
+fn default_state_dir() -> PathBuf {
+    PathBuf::from(restore::mount::DEFAULT_STATE_DIR)
+}
+
+impl Default for MountConfig {
+    fn default() -> Self {
+        MountConfig {
+            root: default_mount_root(),
+            state_dir: default_state_dir(),
+        }
+    }
 }
 
 /// `[store]`: the ZFS dataset or btrfs directory that holds one volume per VM.
@@ -165,6 +224,8 @@ impl Config {
                 },
                 ingest: IngestConfig::default(),
                 prune: PruneConfig::default(),
+                restore: RestoreConfig::default(),
+                mount: MountConfig::default(),
             };
             c.validate()?;
             return Ok(c);
@@ -210,6 +271,25 @@ impl Config {
             VmId::new(*id).with_context(|| "[ingest] include/exclude")?;
         }
         self.prune.time_zone().context("[prune] timezone")?;
+        if let Some(d) = &self.restore.dump_dir
+            && !d.is_absolute()
+        {
+            bail!(
+                "[restore] dump_dir: {} is not an absolute path",
+                d.display()
+            );
+        }
+        if self.restore.threads.is_some_and(|t| t > 256) {
+            bail!("[restore] threads: at most 256");
+        }
+        for (k, p) in [
+            ("root", &self.mount.root),
+            ("state_dir", &self.mount.state_dir),
+        ] {
+            if !p.is_absolute() {
+                bail!("[mount] {k}: {} is not an absolute path", p.display());
+            }
+        }
         for vmid in self.prune.vm.keys() {
             vmid.parse::<VmId>()
                 .with_context(|| format!("[prune.vm.{vmid}]"))?;
@@ -287,6 +367,30 @@ mod tests {
             msg.contains("/etc/vzsnap/vzsnap.toml") && msg.contains("extra"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn restore_and_mount_tables() {
+        let c = Config::parse("[store]\nspec = \"btrfs:/srv/vzsnap\"\n", Path::new("x")).unwrap();
+        assert_eq!(c.restore_dir(), PathBuf::from("/var/lib/vz/dump"));
+        assert_eq!(c.mount.root, PathBuf::from("/run/vzsnap/mounts"));
+        assert_eq!(c.mount.state_dir, PathBuf::from("/run/vzsnap/state"));
+        let c = Config::parse(
+            "[store]\nspec = \"zfs:t\"\n[restore]\ndump_dir = \"/mnt/pve/nfs/dump\"\nthreads = 4\n[mount]\nroot = \"/srv/m\"\n",
+            Path::new("x"),
+        )
+        .unwrap();
+        assert_eq!(c.restore_dir(), PathBuf::from("/mnt/pve/nfs/dump"));
+        assert_eq!(c.restore.threads, Some(4));
+        assert_eq!(c.mount.root, PathBuf::from("/srv/m"));
+        for bad in [
+            "[store]\nspec = \"zfs:t\"\n[restore]\nto = \"/x\"\n",
+            "[store]\nspec = \"zfs:t\"\n[restore]\ndump_dir = \"rel\"\n",
+            "[store]\nspec = \"zfs:t\"\n[mount]\nstate_dir = \"rel\"\n",
+            "[store]\nspec = \"zfs:t\"\n[mount]\nmountpoint = \"/x\"\n",
+        ] {
+            assert!(Config::parse(bad, Path::new("x")).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -9,8 +9,11 @@ use crate::exit::ExitCode;
 mod blocksync;
 mod dev;
 mod ingest;
+mod list;
+mod mount;
 mod prune;
 mod report;
+mod restore;
 
 #[derive(Debug, Parser)]
 #[command(name = "vzsnap", version, about = "Proxmox VE VMA backups as dated ZFS/btrfs snapshots")]
@@ -45,6 +48,16 @@ pub enum Command {
     Prune(prune::PruneArgs),
     /// Space per snapshot vs the vzdump archives (virtual size, archive size, written, savings).
     Report(report::ReportArgs),
+    /// VMs in the store and their backups (date, disks, space, source, held/protected).
+    List(list::ListArgs),
+    /// Rebuild a backup's vzdump archive (.vma[.zst|.gz|.lzo]) for PVE's own restore.
+    Restore(restore::RestoreArgs),
+    /// Mount a backup's filesystems read-only (from a clone of its snapshot).
+    Mount(mount::MountArgs),
+    /// Undo `vzsnap mount`: unmount, detach loop devices, destroy the clone.
+    Umount(mount::UmountArgs),
+    /// List active `vzsnap mount`s.
+    Mounts(mount::MountsArgs),
     /// Helpers for the demo and tests.
     #[command(hide = true, subcommand)]
     Dev(dev::DevCommand),
@@ -56,6 +69,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Blocksync(a) => blocksync::run(&cli.global, a),
         Command::Prune(a) => prune::run(&cli.global, a),
         Command::Report(a) => report::run(&cli.global, a),
+        Command::List(a) => list::run(&cli.global, a),
+        Command::Restore(a) => restore::run(&cli.global, a),
+        Command::Mount(a) => mount::run_mount(&cli.global, a),
+        Command::Umount(a) => mount::run_umount(&cli.global, a),
+        Command::Mounts(a) => mount::run_mounts(&cli.global, a),
         Command::Dev(c) => dev::run(&cli.global, c),
     }
 }

@@ -346,7 +346,8 @@ pub fn write_archive(
         seconds: started.elapsed().as_secs_f64(),
     };
     debug_assert!(placed.contains(&archive));
-    progress.finish(&summary.line());
+    // The caller prints the summary (stdout or JSON); the progress display just ends.
+    progress.finish("");
     Ok(summary)
 }
 
