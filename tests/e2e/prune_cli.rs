@@ -5,7 +5,7 @@
 //! hand); the protected backup survives; `--dry-run` destroys nothing; the live volume's
 //! files are byte-identical before and after; the config's `[prune]` policy, its per-VM
 //! override and `--keep-*` on the command line; prune after every ingest
-//! (`after-ingest`); a missing VM fails alone (exit 1) while the others are pruned.
+//! (`after_ingest`); a missing VM fails alone (exit 1) while the others are pruned.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -209,7 +209,7 @@ fn thirty_ingested_backups(b: &Backend) {
 fn config_policy_overrides_and_partial_failure(b: &Backend) {
     let setup = Setup::new(&b.spec(), "");
     let mut cfg = std::fs::read_to_string(&setup.config).unwrap();
-    cfg.push_str(&format!("\n[prune]\nkeep-last = 3\nafter-ingest = false\ntimezone = \"{TZ}\"\n\n[prune.vm.101]\nkeep-last = 1\n"));
+    cfg.push_str(&format!("\n[prune]\nkeep-last = 3\nafter_ingest = false\ntimezone = \"{TZ}\"\n\n[prune.vm.101]\nkeep-last = 1\n"));
     std::fs::write(&setup.config, cfg).unwrap();
     ingest(&setup, 100, 5);
     ingest(&setup, 101, 5);
@@ -258,7 +258,7 @@ fn config_policy_overrides_and_partial_failure(b: &Backend) {
     assert_eq!(snapshots(b, 101).len(), 2, "not selected, not touched");
 }
 
-/// `[prune] after-ingest` (the default): every ingest prunes its VM right away, as vzdump
+/// `[prune] after_ingest` (the default): every ingest prunes its VM right away, as vzdump
 /// prunes after each backup.
 fn pruned_after_every_ingest(b: &Backend) {
     let setup = Setup::new(&b.spec(), "");

@@ -315,7 +315,11 @@ keep-last = 3
         assert_eq!(c.time_zone().unwrap().iana_name(), Some("Europe/Berlin"));
 
         assert!(toml::from_str::<PruneConfig>("keep-dayly = 7\n").is_err());
-        assert!(!toml::from_str::<PruneConfig>("after_ingest = false\n").unwrap().after_ingest);
+        assert!(
+            !toml::from_str::<PruneConfig>("after_ingest = false\n")
+                .unwrap()
+                .after_ingest
+        );
         assert!(toml::from_str::<PruneConfig>("after-ingest = false\n").is_err());
         assert!(toml::from_str::<PruneConfig>("[vm.100]\nkeep-dayly = 7\n").is_err());
         let bad_tz: PruneConfig = toml::from_str("timezone = \"Mars/Olympus\"\n").unwrap();
