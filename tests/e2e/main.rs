@@ -9,3 +9,5 @@ mod ingest_cli;
 mod ingest_crash;
 mod prune_cli;
 mod report_cli;
+mod restore_cli;
+mod restore_mount_cli;
