@@ -681,6 +681,36 @@ mod btrfs_only {
     }
 
     #[test]
+    fn drop_releases_loop_devices_a_test_left_inside() {
+        let Some(t) = btrfs_or_skip() else { return };
+        let dir = t.store().ensure_volume(&vol("210"), &[]).unwrap();
+        let img = dir.join("disk.raw");
+        std::fs::File::create(&img)
+            .unwrap()
+            .set_len(8 << 20)
+            .unwrap();
+        // As a panicking restore test would: a loop device on a file inside, never detached.
+        Cmd::new("losetup")
+            .args(["--find", "--show"])
+            .arg(&img)
+            .run()
+            .unwrap();
+        let tempdir = t.mountpoint().parent().unwrap().to_path_buf();
+        drop(t);
+        let loops = Cmd::new("losetup")
+            .args(["--list", "--noheadings", "--raw", "--output", "BACK-FILE"])
+            .run()
+            .unwrap()
+            .stdout;
+        let prefix = tempdir.display().to_string();
+        assert!(
+            !loops.lines().any(|l| l.starts_with(&prefix)),
+            "loop devices left: {loops}"
+        );
+        assert!(!tempdir.exists());
+    }
+
+    #[test]
     fn open_refuses_a_directory_that_is_not_on_btrfs() {
         let dir = tempfile::tempdir().unwrap();
         if nix::sys::statfs::statfs(dir.path())

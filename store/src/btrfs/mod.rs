@@ -503,26 +503,36 @@ impl Store for BtrfsStore {
             std::fs::create_dir(&dir).map_err(|e| io_err(&dir, e))?;
         }
         let data = dir.join("data");
-        subvol_snapshot(&live, &data, true)?;
-        // Never commit a snapshot that could be written to.
-        if !subvol_show(&data)?.readonly {
-            return Err(StoreError::inconsistent(
-                data.display().to_string(),
-                "snapshot subvolume is not read-only",
-            ));
+        let committed = (|| {
+            subvol_snapshot(&live, &data, true)?;
+            // Never commit a snapshot that could be written to.
+            if !subvol_show(&data)?.readonly {
+                return Err(StoreError::inconsistent(
+                    data.display().to_string(),
+                    "snapshot subvolume is not read-only",
+                ));
+            }
+            let (created, nanos) = now();
+            let m = SnapMeta {
+                format: FORMAT,
+                id: format!("{nanos:x}-{:x}-{seq}", std::process::id()),
+                seq,
+                created,
+                meta: meta
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.clone()))
+                    .collect(),
+            };
+            write_json(&dir.join("meta.json"), &m)
+        })();
+        if let Err(e) = committed {
+            // Do not leave an uncommitted directory behind (recovery would remove it later).
+            if let Err(cleanup) = self.remove_snapshot_dir(&dir) {
+                tracing::warn!(dir = %dir.display(), %cleanup, "cannot remove a failed snapshot");
+            }
+            return Err(e);
         }
-        let (created, nanos) = now();
-        let m = SnapMeta {
-            format: FORMAT,
-            id: format!("{nanos:x}-{:x}-{seq}", std::process::id()),
-            seq,
-            created,
-            meta: meta
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.clone()))
-                .collect(),
-        };
-        write_json(&dir.join("meta.json"), &m)
+        Ok(())
     }
 
     fn list_snapshots(&self, vol: &VolumeName) -> Result<Vec<SnapshotInfo>, StoreError> {
@@ -622,7 +632,12 @@ impl Store for BtrfsStore {
             },
         )?;
         let data = dir.join("data");
-        subvol_snapshot(&e.dir.join("data"), &data, false)?;
+        if let Err(err) = subvol_snapshot(&e.dir.join("data"), &data, false) {
+            if let Err(cleanup) = std::fs::remove_dir_all(&dir) {
+                tracing::warn!(dir = %dir.display(), %cleanup, "cannot remove a failed clone");
+            }
+            return Err(err);
+        }
         Ok(data)
     }
 

@@ -103,8 +103,12 @@ impl TestBtrfs {
 
 impl Drop for LoopMount {
     fn drop(&mut self) {
-        // A test may still have a file open for a moment (or a clone mounted); retry, then
-        // detach lazily so the loop device is freed when the last user goes away.
+        // A test that panicked (or leaked) may still use files inside: loop devices backed by
+        // images in a clone, mounts of those. Release them first, or the unmount below fails
+        // and the whole file system stays pinned.
+        release_loops_inside(&self.mountpoint);
+        // A test may still have a file open for a moment; retry, then detach lazily so the loop
+        // device is freed (it is set to auto-clear) when the last user goes away.
         let mut unmounted = false;
         for _ in 0..5 {
             if Cmd::new("umount")
@@ -123,5 +127,41 @@ impl Drop for LoopMount {
         if let Err(e) = Cmd::new("losetup").args(["-d", &self.loopdev]).run() {
             eprintln!("TestBtrfs: cannot detach {}: {e}", self.loopdev);
         }
+    }
+}
+
+/// Unmounts whatever is mounted from, and detaches, every loop device whose backing file lies
+/// below `dir`.
+fn release_loops_inside(dir: &Path) {
+    let Ok(out) = Cmd::new("losetup")
+        .args([
+            "--list",
+            "--noheadings",
+            "--raw",
+            "--output",
+            "NAME,BACK-FILE",
+        ])
+        .run()
+    else {
+        return;
+    };
+    let prefix = format!("{}/", dir.display());
+    for line in out.stdout.lines() {
+        let Some((dev, file)) = line.split_once(' ') else {
+            continue;
+        };
+        if !file.starts_with(&prefix) {
+            continue;
+        }
+        if let Ok(mounts) = Cmd::new("findmnt")
+            .args(["-rn", "-o", "TARGET", "-S", dev])
+            .run()
+        {
+            for target in mounts.stdout.lines() {
+                let _ = Cmd::new("umount").args(["-l", target]).run();
+            }
+        }
+        eprintln!("TestBtrfs: detaching {dev} left attached to {file}");
+        let _ = Cmd::new("losetup").args(["-d", dev]).run();
     }
 }

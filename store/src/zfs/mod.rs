@@ -379,6 +379,11 @@ impl Store for ZfsStore {
                         .ok_or_else(|| vol_missing(ds.to_string()))?;
                     for (k, v) in &props {
                         if !parse::prop_matches(k, v, &got[k]) {
+                            // Just created and still empty: remove it, so a later
+                            // ensure_volume does not accept it unverified.
+                            if let Err(f) = run(zfs(["destroy", ds.as_str()])) {
+                                tracing::warn!(dataset = %ds, err = %f.err, "cannot remove a volume created with wrong properties");
+                            }
                             return Err(StoreError::inconsistent(
                                 ds.as_str(),
                                 format!("property {k} is {:?} after create, wanted {v:?}", got[k]),
