@@ -355,6 +355,7 @@ fn sync_into(
         return Err(e.into());
     }
 
+    let synced_at = started.elapsed();
     let mut total = SyncStats::default();
     let mut devices = Vec::new();
     for ((d, f), prev) in header.devices.iter().zip(&files).zip(previous) {
@@ -362,6 +363,12 @@ fn sync_into(
             continue;
         };
         let stats = img.finish(true)?;
+        tracing::debug!(
+            "{}: {f}: synced after {:.2} s, fsynced after {:.2} s",
+            archive.file_name,
+            synced_at.as_secs_f64(),
+            started.elapsed().as_secs_f64()
+        );
         total += stats;
         devices.push(DeviceResult {
             dev_id: d.id,
