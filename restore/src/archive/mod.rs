@@ -285,53 +285,18 @@ pub fn write_archive(
 
     let label = format!("restore {} {}", plan.vmid, plan.snapshot);
     progress.start(&label, Some(image_bytes));
-    let counted = Arc::new(AtomicU64::new(0));
-    let sink = BufWriter::with_capacity(
-        OUT_BUF,
-        Counting {
-            inner: file,
-            count: counted.clone(),
-        },
+    let streamed = stream_archive(
+        file, &temp, plan, opts, configs, devices, images, uuid, progress,
     );
-    let copts = CompressOptions {
-        level: opts.level,
-        threads: opts.threads,
-    };
-    let compressed = compressed_writer(sink, plan.compression, &copts).map_err(io_err(&temp))?;
-    let temp_name = temp.display().to_string();
-    let vma_err = |source| RestoreError::Vma {
-        path: temp.clone(),
-        source,
-    };
-    let writer = VmaWriter::new(
-        compressed,
-        configs,
-        devices,
-        WriterOptions {
-            uuid: Some(uuid),
-            ctime: Some(plan.manifest.vma.ctime),
-        },
-    )
-    .map_err(vma_err)?
-    .with_target_name(temp_name);
-    let (writer, data_bytes_read) = feed(writer, images, progress).map_err(|e| match e {
-        Feed::Vma(source) => map_vma_io(source, &temp),
-        Feed::Other(e) => e,
-    })?;
-    let vma_bytes = writer.offset();
-    let compressed = writer
-        .finish()
-        .map_err(|source| map_vma_io(source, &temp))?;
-    let sink = compressed.finish().map_err(io_err(&temp))?;
-    let file = sink
-        .into_inner()
-        .map_err(|e| io_err(&temp)(e.into_error()))?
-        .inner;
-    file.sync_all().map_err(io_err(&temp))?;
-    drop(file);
+    // The caller prints the summary (stdout or JSON) or the error; the display just ends.
+    progress.finish("");
+    let Streamed {
+        vma_bytes,
+        data_bytes_read,
+        archive_bytes,
+    } = streamed?;
 
     let placed = outputs.commit()?;
-    let archive_bytes = counted.load(Ordering::Relaxed);
     let summary = RestoreSummary {
         vmid: plan.vmid.get(),
         snapshot: plan.snapshot.to_string(),
@@ -346,9 +311,73 @@ pub fn write_archive(
         seconds: started.elapsed().as_secs_f64(),
     };
     debug_assert!(placed.contains(&archive));
-    // The caller prints the summary (stdout or JSON); the progress display just ends.
-    progress.finish("");
     Ok(summary)
+}
+
+/// Byte counts of a written archive.
+struct Streamed {
+    vma_bytes: u64,
+    data_bytes_read: u64,
+    archive_bytes: u64,
+}
+
+/// Writes the VMA stream through the compressor into `file` (the temporary) and fsyncs it.
+#[allow(clippy::too_many_arguments)]
+fn stream_archive(
+    file: std::fs::File,
+    temp: &Path,
+    plan: &RestorePlan,
+    opts: &RestoreOptions,
+    configs: Vec<Config>,
+    devices: Vec<(String, u64)>,
+    images: Vec<ImageSpec>,
+    uuid: [u8; 16],
+    progress: &dyn Progress,
+) -> Result<Streamed, RestoreError> {
+    let counted = Arc::new(AtomicU64::new(0));
+    let sink = BufWriter::with_capacity(
+        OUT_BUF,
+        Counting {
+            inner: file,
+            count: counted.clone(),
+        },
+    );
+    let copts = CompressOptions {
+        level: opts.level,
+        threads: opts.threads,
+    };
+    let compressed = compressed_writer(sink, plan.compression, &copts).map_err(io_err(temp))?;
+    let writer = VmaWriter::new(
+        compressed,
+        configs,
+        devices,
+        WriterOptions {
+            uuid: Some(uuid),
+            ctime: Some(plan.manifest.vma.ctime),
+        },
+    )
+    .map_err(|source| RestoreError::Vma {
+        path: temp.to_path_buf(),
+        source,
+    })?
+    .with_target_name(temp.display().to_string());
+    let (writer, data_bytes_read) = feed(writer, images, progress).map_err(|e| match e {
+        Feed::Vma(source) => map_vma_io(source, temp),
+        Feed::Other(e) => e,
+    })?;
+    let vma_bytes = writer.offset();
+    let compressed = writer.finish().map_err(|source| map_vma_io(source, temp))?;
+    let sink = compressed.finish().map_err(io_err(temp))?;
+    let file = sink
+        .into_inner()
+        .map_err(|e| io_err(temp)(e.into_error()))?
+        .inner;
+    file.sync_all().map_err(io_err(temp))?;
+    Ok(Streamed {
+        vma_bytes,
+        data_bytes_read,
+        archive_bytes: counted.load(Ordering::Relaxed),
+    })
 }
 
 /// An I/O error inside the VMA writer (ENOSPC, EIO) is reported as an I/O error on the file.
