@@ -225,6 +225,33 @@ fn snapshot_day(store: &dyn Store, when: &str, disks: &[&str]) {
         .unwrap();
 }
 
+/// Undoes whatever a failing test left mounted (a panicking test must not leave loop devices
+/// that keep the test's btrfs file system busy). Does nothing after a passing test.
+struct Cleanup<'a> {
+    store: &'a dyn Store,
+    work: &'a Path,
+}
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        let state_dir = self.work.join("state");
+        if let Ok((listed, _)) = list_mounts(&state_dir) {
+            for m in listed {
+                if let Err(e) = unmount(self.store, &state_dir, &m.mountpoint) {
+                    eprintln!("cleanup: {}: {e}", m.mountpoint.display());
+                }
+            }
+        }
+        if let Ok(orphans) = orphan_clones(self.store, &state_dir) {
+            for c in orphans {
+                if let Err(e) = destroy_orphan(self.store, &state_dir, &c) {
+                    eprintln!("cleanup: {c}: {e}");
+                }
+            }
+        }
+    }
+}
+
 fn volume_dir(store: &dyn Store) -> PathBuf {
     // The test's own loop mounts run before vzsnap's code would load the driver.
     loopdev::ensure_loop_driver();
@@ -317,6 +344,10 @@ fn assert_read_only(dir: &Path) {
 
 fn gpt_ext4_and_vfat_day1_after_day2(store: &dyn Store) {
     let work = tempfile::tempdir().unwrap();
+    let _cleanup = Cleanup {
+        store,
+        work: work.path(),
+    };
     let vol = volume_dir(store);
     let img = vol.join("disk-drive-scsi0.raw");
     sparse(&img, 48 * MIB);
@@ -464,6 +495,10 @@ fn gpt_ext4_and_vfat_day1_after_day2(store: &dyn Store) {
 
 fn mbr_xfs_swap_whole_disk_ext4_and_empty_disk(store: &dyn Store) {
     let work = tempfile::tempdir().unwrap();
+    let _cleanup = Cleanup {
+        store,
+        work: work.path(),
+    };
     let vol = volume_dir(store);
     // Disk 1: MBR with ext4 (1), an extended partition holding xfs (5) and swap (6).
     let img = vol.join("disk-drive-scsi0.raw");
@@ -641,6 +676,10 @@ fn simple_disk(store: &dyn Store, work: &Path) {
 
 fn crash_and_reboot_leftovers_are_cleaned(store: &dyn Store) {
     let work = tempfile::tempdir().unwrap();
+    let _cleanup = Cleanup {
+        store,
+        work: work.path(),
+    };
     let state_dir = work.path().join("state");
     simple_disk(store, work.path());
 
@@ -739,6 +778,10 @@ fn simulate_reboot(report: &MountReport) {
 
 fn refusals_undo_everything(store: &dyn Store) {
     let work = tempfile::tempdir().unwrap();
+    let _cleanup = Cleanup {
+        store,
+        work: work.path(),
+    };
     simple_disk(store, work.path());
     let opts = options(work.path(), None, None);
     // Unknown VM, date, disk.

@@ -99,6 +99,19 @@ fn mount_list_umount(b: &Backend) {
         c.arg("--config").arg(&setup.config).args(args);
         c
     };
+    // A failing test must not leave mounts and loop devices behind (they would keep the
+    // test's btrfs busy): undo everything on the way out, also after a panic.
+    struct UmountAll(std::path::PathBuf);
+    impl Drop for UmountAll {
+        fn drop(&mut self) {
+            let _ = vzsnap()
+                .arg("--config")
+                .arg(&self.0)
+                .args(["umount", "--all"])
+                .output();
+        }
+    }
+    let _cleanup = UmountAll(setup.config.clone());
 
     let report = json(&run_ok(&mut cli(&["mount", "104", "2026-11-01", "--json"])));
     let item = &report["disks"][0]["items"][0];

@@ -558,6 +558,16 @@ pub fn unmount_state(
                 out.notes.push(format!("{d} was already detached"));
             }
         }
+        // The kernel lets go of a detached device's file asynchronously (a last opener such
+        // as udev's probe may still hold it); wait until none refers to the clone, so that
+        // when umount returns nothing does.
+        if !wait_loops_released(|f| f.starts_with(clone_path), LOOP_RELEASE_WAIT)? {
+            out.notes.push(format!(
+                "loop devices on {} were still being released after {}s",
+                clone_path.display(),
+                LOOP_RELEASE_WAIT.as_secs()
+            ));
+        }
     }
 
     // 3. The clone.
@@ -704,6 +714,30 @@ pub fn orphan_clones(store: &dyn Store, state_dir: &Path) -> Result<Vec<VolumeNa
         .collect())
 }
 
+/// How long umount waits for detached loop devices to let go of the clone's files.
+const LOOP_RELEASE_WAIT: Duration = Duration::from_secs(10);
+
+/// Polls sysfs until no loop device's backing file satisfies `uses`; `false` on timeout.
+fn wait_loops_released(
+    uses: impl Fn(&Path) -> bool,
+    timeout: Duration,
+) -> Result<bool, RestoreError> {
+    let start = std::time::Instant::now();
+    loop {
+        let busy = loopdev::list_loops()
+            .map_err(io_err("/sys/block"))?
+            .iter()
+            .any(|l| uses(&l.backing_file));
+        if !busy {
+            return Ok(true);
+        }
+        if start.elapsed() >= timeout {
+            return Ok(false);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Destroys a clone; a loop device lets go of its file asynchronously, so `Busy` is retried
 /// for a couple of seconds.
 fn destroy_clone_retrying(store: &dyn Store, clone: &VolumeName) -> Result<(), RestoreError> {
@@ -742,14 +776,11 @@ pub fn destroy_orphan(
         id: clone.to_string(),
         ..Default::default()
     };
+    let in_clone = |f: &Path| f.components().any(|c| c.as_os_str() == clone.as_str());
     let loops: Vec<loopdev::LoopInfo> = loopdev::list_loops()
         .map_err(io_err("/sys/block"))?
         .into_iter()
-        .filter(|l| {
-            l.backing_file
-                .components()
-                .any(|c| c.as_os_str() == clone.as_str())
-        })
+        .filter(|l| in_clone(&l.backing_file))
         .collect();
     let mounts = mountinfo::read_mountinfo().map_err(io_err("/proc/self/mountinfo"))?;
     let mut targets: Vec<&mountinfo::MountEntry> = mounts
@@ -768,6 +799,11 @@ pub fn destroy_orphan(
         if loopdev::detach(&l.device)? {
             out.detached.push(l.device);
         }
+    }
+    if !wait_loops_released(in_clone, LOOP_RELEASE_WAIT)? {
+        out.notes.push(format!(
+            "loop devices on clone {clone} were still being released"
+        ));
     }
     destroy_clone_retrying(store, clone)?;
     out.clone_destroyed = true;
