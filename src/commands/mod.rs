@@ -16,7 +16,11 @@ mod report;
 mod restore;
 
 #[derive(Debug, Parser)]
-#[command(name = "vzsnap", version, about = "Proxmox VE VMA backups as dated ZFS/btrfs snapshots")]
+#[command(
+    name = "vzsnap",
+    version,
+    about = "Proxmox VE VMA backups as dated ZFS/btrfs snapshots"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
