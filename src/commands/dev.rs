@@ -19,6 +19,10 @@ use crate::exit::ExitCode;
 pub enum DevCommand {
     /// Write several days of synthetic vzdump backups of one VM.
     GenBackups(GenArgs),
+    /// Write a deterministic raw disk image for benchmarks (sparse, mixed contents).
+    GenDisk(super::bench_data::GenDiskArgs),
+    /// Write the next day of a raw image: a percentage of its 4 KiB blocks rewritten.
+    Churn(super::bench_data::ChurnArgs),
 }
 
 #[derive(Debug, Args)]
@@ -50,7 +54,7 @@ pub struct GenArgs {
 }
 
 /// `64M` → 67108864.
-fn parse_size(s: &str) -> Result<u64, String> {
+pub(super) fn parse_size(s: &str) -> Result<u64, String> {
     let (num, mul) = match s.char_indices().last() {
         Some((i, 'K' | 'k')) => (&s[..i], 1u64 << 10),
         Some((i, 'M' | 'm')) => (&s[..i], 1 << 20),
@@ -70,7 +74,17 @@ fn parse_time(s: &str) -> Result<BackupTime, String> {
 }
 
 pub fn run(_global: &GlobalArgs, cmd: DevCommand) -> anyhow::Result<ExitCode> {
-    let DevCommand::GenBackups(a) = cmd;
+    let a = match cmd {
+        DevCommand::GenBackups(a) => a,
+        DevCommand::GenDisk(a) => {
+            super::bench_data::gen_disk(&a)?;
+            return Ok(ExitCode::Ok);
+        }
+        DevCommand::Churn(a) => {
+            super::bench_data::print_report(&super::bench_data::churn(&a)?)?;
+            return Ok(ExitCode::Ok);
+        }
+    };
     if a.days == 0 || a.from_day == 0 || a.from_day > a.days {
         bail!("--days must be at least 1 and --from-day between 1 and --days");
     }

@@ -6,6 +6,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::exit::ExitCode;
 
+mod bench_data;
 mod blocksync;
 mod dev;
 mod ingest;
