@@ -21,7 +21,7 @@ use store::layout::{
 };
 use store::{MetaKey, SnapshotName, Store, StoreError, VolumeName};
 use vma::VmaReader;
-use vma::compress::{Compression, open_decompressed};
+use vma::compress::{Compression, open_decompressed_threaded};
 use vma::progress::Progress;
 
 use crate::error::IngestError;
@@ -277,7 +277,7 @@ fn sync_into(
         prefetched_to: 0,
         count: count.clone(),
     };
-    let (compression, stream) = open_decompressed(input).map_err(input_err)?;
+    let (compression, stream) = open_decompressed_threaded(input).map_err(input_err)?;
     let mut reader = VmaReader::new_named(stream, archive.file_name.clone())?;
     let header = reader.header().clone();
     let unsupported = |detail: String| IngestError::Unsupported {

@@ -1,32 +1,57 @@
 //! zstd and gzip decoders with compressed-stream offsets in their errors.
 //!
 //! The crates report "corrupt deflate stream" or "Unknown frame descriptor" without a
-//! position. We count the bytes the decoder has taken from the source (minus what is still
-//! buffered) so the error says where the damage is, and we pass errors that came from the
+//! position. We count the bytes the decoder has consumed from its buffered source, so the
+//! error says where the damage is, and we pass errors that came from the
 //! source itself (EIO, a broken pipe upstream) through unchanged.
 
-use std::io::{self, BufReader, Read};
+use std::io::{self, BufRead, BufReader, Read};
 
 use super::error::DecompressError;
 
 /// Input buffer for the decoders; big reads keep syscalls rare on pipes.
 const INPUT_BUF: usize = 256 * 1024;
 
-/// Counts bytes read and remembers whether the last failure was the source's own.
+/// The decoders' input: counts the bytes the decoder consumed (the offset of an error in the
+/// compressed stream) and remembers whether the last failure was the source's own.
+///
+/// Over a [`BufRead`], so a source that already holds its bytes in buffers (a read-ahead
+/// thread, see [`super::open_decompressed_threaded`]) hands them to the decoder without
+/// another copy; a plain [`Read`] gets a [`BufReader`] of [`INPUT_BUF`] bytes.
 #[derive(Debug)]
-pub(crate) struct Counting<R> {
-    inner: R,
-    count: u64,
+pub(crate) struct Counting<B> {
+    inner: B,
+    consumed: u64,
     source_failed: bool,
 }
 
-impl<R: Read> Read for Counting<R> {
+impl<B: BufRead> Counting<B> {
+    fn new(inner: B) -> Self {
+        Counting {
+            inner,
+            consumed: 0,
+            source_failed: false,
+        }
+    }
+}
+
+impl<B: BufRead> Read for Counting<B> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self.inner.read(buf) {
-            Ok(n) => {
-                self.count += n as u64;
-                Ok(n)
-            }
+        let n = {
+            let avail = self.fill_buf()?;
+            let n = avail.len().min(buf.len());
+            buf[..n].copy_from_slice(&avail[..n]);
+            n
+        };
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl<B: BufRead> BufRead for Counting<B> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        match self.inner.fill_buf() {
+            Ok(b) => Ok(b),
             Err(e) => {
                 if e.kind() != io::ErrorKind::Interrupted {
                     self.source_failed = true;
@@ -35,28 +60,22 @@ impl<R: Read> Read for Counting<R> {
             }
         }
     }
-}
 
-fn buffered<R: Read>(r: R) -> BufReader<Counting<R>> {
-    BufReader::with_capacity(
-        INPUT_BUF,
-        Counting {
-            inner: r,
-            count: 0,
-            source_failed: false,
-        },
-    )
+    fn consume(&mut self, n: usize) {
+        self.consumed += n as u64;
+        self.inner.consume(n);
+    }
 }
 
 /// Turns a decoder error into one with the compressed offset, unless the source failed.
-fn locate<R>(e: io::Error, src: &mut BufReader<Counting<R>>, context: &'static str) -> io::Error {
+fn locate<B>(e: io::Error, src: &mut Counting<B>, context: &'static str) -> io::Error {
     if e.kind() == io::ErrorKind::Interrupted {
         return e;
     }
-    if std::mem::take(&mut src.get_mut().source_failed) {
+    if std::mem::take(&mut src.source_failed) {
         return e;
     }
-    let offset = src.get_ref().count - src.buffer().len() as u64;
+    let offset = src.consumed;
     let d = DecompressError::new(context, offset, e.to_string());
     if e.kind() == io::ErrorKind::UnexpectedEof {
         d.into_io_eof()
@@ -66,26 +85,35 @@ fn locate<R>(e: io::Error, src: &mut BufReader<Counting<R>>, context: &'static s
 }
 
 /// zstd decoder over concatenated frames (and skippable frames), as `zstd -dc` reads them.
-pub struct ZstdReader<R: Read> {
-    dec: zstd::stream::read::Decoder<'static, BufReader<Counting<R>>>,
+/// `B` is the buffered source: `BufReader<R>` from [`ZstdReader::new`], or any [`BufRead`]
+/// from [`ZstdReader::with_bufread`].
+pub struct ZstdReader<B: BufRead> {
+    dec: zstd::stream::read::Decoder<'static, Counting<B>>,
 }
 
-impl<R: Read> std::fmt::Debug for ZstdReader<R> {
+impl<B: BufRead> std::fmt::Debug for ZstdReader<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ZstdReader").finish_non_exhaustive()
     }
 }
 
-impl<R: Read> ZstdReader<R> {
+impl<R: Read> ZstdReader<BufReader<R>> {
     /// Wraps `r`, which must start at a zstd frame.
     pub fn new(r: R) -> io::Result<Self> {
+        ZstdReader::with_bufread(BufReader::with_capacity(INPUT_BUF, r))
+    }
+}
+
+impl<B: BufRead> ZstdReader<B> {
+    /// Decodes straight from `b`'s buffers (no copy into a buffer of our own).
+    pub fn with_bufread(b: B) -> io::Result<Self> {
         Ok(Self {
-            dec: zstd::stream::read::Decoder::with_buffer(buffered(r))?,
+            dec: zstd::stream::read::Decoder::with_buffer(Counting::new(b))?,
         })
     }
 }
 
-impl<R: Read> Read for ZstdReader<R> {
+impl<B: BufRead> Read for ZstdReader<B> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.dec
             .read(buf)
@@ -95,26 +123,33 @@ impl<R: Read> Read for ZstdReader<R> {
 
 /// Multi-member gzip decoder (pigz and `gzip --rsyncable` output, `cat a.gz b.gz`), as
 /// `zcat` reads it.
-pub struct GzipReader<R: Read> {
-    dec: flate2::bufread::MultiGzDecoder<BufReader<Counting<R>>>,
+pub struct GzipReader<B: BufRead> {
+    dec: flate2::bufread::MultiGzDecoder<Counting<B>>,
 }
 
-impl<R: Read> std::fmt::Debug for GzipReader<R> {
+impl<B: BufRead> std::fmt::Debug for GzipReader<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GzipReader").finish_non_exhaustive()
     }
 }
 
-impl<R: Read> GzipReader<R> {
+impl<R: Read> GzipReader<BufReader<R>> {
     /// Wraps `r`, which must start at a gzip member.
     pub fn new(r: R) -> Self {
+        GzipReader::with_bufread(BufReader::with_capacity(INPUT_BUF, r))
+    }
+}
+
+impl<B: BufRead> GzipReader<B> {
+    /// Inflates straight from `b`'s buffers.
+    pub fn with_bufread(b: B) -> Self {
         Self {
-            dec: flate2::bufread::MultiGzDecoder::new(buffered(r)),
+            dec: flate2::bufread::MultiGzDecoder::new(Counting::new(b)),
         }
     }
 }
 
-impl<R: Read> Read for GzipReader<R> {
+impl<B: BufRead> Read for GzipReader<B> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.dec
             .read(buf)

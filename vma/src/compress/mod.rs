@@ -147,6 +147,35 @@ pub fn open_decompressed<R: Read + Send + 'static>(
     })
 }
 
+/// Like [`open_decompressed`], with `r` read on a worker thread ([`ThreadedReader`], 1 MiB
+/// buffers) and the decoder taking its input straight from those buffers.
+///
+/// Why: reading the compressed file costs a kernel copy per byte (measured: ~15 % of the
+/// decoding thread's time for a `.vma.zst`), and the decoding thread is what limits a
+/// one-pass ingest; `zstd -dc` itself reads on a separate thread for the same reason.
+pub fn open_decompressed_threaded<R: Read + Send + 'static>(
+    r: R,
+) -> io::Result<(Compression, Box<dyn Read + Send>)> {
+    let mut t = ThreadedReader::new(r)?;
+    let mut magic = [0u8; PEEK_LEN];
+    let n = read_prefix(&mut t, &mut magic)?;
+    let chained = io::Cursor::new(magic[..n].to_vec()).chain(t);
+    Ok(match detect(&magic[..n]) {
+        Detected::Zstd => (
+            Compression::Zstd,
+            Box::new(ZstdReader::with_bufread(chained)?),
+        ),
+        Detected::Gzip => (
+            Compression::Gzip,
+            Box::new(GzipReader::with_bufread(chained)),
+        ),
+        Detected::Lzop => (Compression::Lzo, Box::new(LzopReader::new(chained)?)),
+        Detected::Bzip2 => return Err(unsupported("bzip2", "bzcat")),
+        Detected::Xz => return Err(unsupported("xz", "xzcat")),
+        Detected::Plain => (Compression::None, Box::new(chained)),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,12 +204,19 @@ mod tests {
             w.write_all(chunk).unwrap();
         }
         let bytes = w.finish().unwrap();
-        let (got_c, mut r) = open_decompressed(io::Cursor::new(bytes)).unwrap();
-        assert_eq!(got_c, c);
-        let mut out = Vec::new();
-        r.read_to_end(&mut out).unwrap();
-        assert_eq!(out.len(), data.len());
-        assert!(out == data, "{c} round trip differs");
+        for threaded in [false, true] {
+            let input = io::Cursor::new(bytes.clone());
+            let (got_c, mut r) = if threaded {
+                open_decompressed_threaded(input).unwrap()
+            } else {
+                open_decompressed(input).unwrap()
+            };
+            assert_eq!(got_c, c);
+            let mut out = Vec::new();
+            r.read_to_end(&mut out).unwrap();
+            assert_eq!(out.len(), data.len());
+            assert!(out == data, "{c} round trip differs (threaded: {threaded})");
+        }
     }
 
     use std::io::Write;

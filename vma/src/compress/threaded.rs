@@ -6,7 +6,7 @@
 //! (`depth + 2` buffers) and the source never runs more than `depth` buffers ahead.
 //! Buffers come back to the worker through a second channel and are reused.
 
-use std::io::{self, Read};
+use std::io::{self, BufRead, Read};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
 use std::thread::JoinHandle;
 
@@ -187,6 +187,23 @@ impl Read for ThreadedReader {
     }
 }
 
+/// The worker's buffers are handed out as they are: a decoder reading through
+/// `fill_buf`/`consume` takes its input without another copy.
+impl BufRead for ThreadedReader {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        while self.pos == self.cur_len {
+            if !self.next_chunk()? {
+                return Ok(&[]);
+            }
+        }
+        Ok(&self.cur[self.pos..self.cur_len])
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.pos = (self.pos + n).min(self.cur_len);
+    }
+}
+
 /// Dropping the reader early closes the channel; the worker stops after its current read.
 /// It is not joined, because that read may block (stdin) for as long as the peer likes.
 impl Drop for ThreadedReader {
@@ -264,6 +281,31 @@ mod tests {
         assert!(out == d, "bytes before the error differ");
         let again = r.read(&mut [0u8; 10]).unwrap_err();
         assert!(again.to_string().contains("failed earlier"));
+    }
+
+    #[test]
+    fn buffered_reads_hand_out_whole_chunks() {
+        let d = data(300_000);
+        let src = Jagged {
+            data: d.clone(),
+            pos: 0,
+            fail_at_end: false,
+        };
+        let mut r = ThreadedReader::with_options(src, 65536, 2).unwrap();
+        let mut out = Vec::new();
+        loop {
+            let b = r.fill_buf().unwrap();
+            if b.is_empty() {
+                break;
+            }
+            // Whole chunks (filled completely but the last), or what is left of one.
+            let left_in_chunk = 65536 - out.len() % 65536;
+            assert_eq!(b.len(), left_in_chunk.min(d.len() - out.len()));
+            let take = b.len().min(40_000);
+            out.extend_from_slice(&b[..take]);
+            r.consume(take);
+        }
+        assert!(out == d, "bytes differ");
     }
 
     #[test]
