@@ -150,8 +150,16 @@ fn snapshot_meta(
 }
 
 /// Deletes an archive's input files: companions first, the archive last, so an interruption
-/// never leaves companions without their archive.
+/// never leaves companions without their archive. Refuses (and deletes nothing) if the
+/// archive is no longer the file the scan found (size or modification time changed): only
+/// the file a snapshot was made from may be deleted.
 pub fn delete_input(archive: &Archive) -> io::Result<()> {
+    let now = std::fs::metadata(&archive.path)?;
+    if now.len() != archive.size || now.modified()? != archive.modified {
+        return Err(io::Error::other(
+            "not deleted: the file changed since it was scanned (size or modification time)",
+        ));
+    }
     for p in [&archive.notes, &archive.log].into_iter().flatten() {
         remove_if_present(p)?;
     }

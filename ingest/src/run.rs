@@ -14,7 +14,7 @@ use vma::progress::Progress;
 
 use crate::backup::{self, Failed, volume_name};
 use crate::options::IngestOptions;
-use crate::plan::{Action, ExistingSnapshot, plan_vm};
+use crate::plan::{Action, ExistingSnapshot, KeepInput, plan_vm};
 use crate::scan::{Archive, ScanError, scan};
 use crate::summary::{BackupResult, ErrorInfo, RunSummary, SUMMARY_FORMAT, Status, Totals};
 
@@ -51,6 +51,8 @@ fn existing_snapshots(store: &dyn Store, vmid: u32) -> Result<Vec<ExistingSnapsh
                 .meta
                 .get(meta_keys::ARCHIVE_SIZE)
                 .and_then(|v| v.parse().ok()),
+            uuid: s.meta.get(meta_keys::UUID).cloned(),
+            created: s.created,
         })
         .collect())
 }
@@ -155,14 +157,17 @@ fn run_vm(
                     r
                 }
             },
-            Action::AlreadyIngested { same_source } => {
+            Action::AlreadyIngested { keep } => {
                 let mut r = skipped(
                     a,
                     "already-ingested",
                     format!("snapshot {vmid}@{} exists", a.name.time.snapshot_name()),
                 );
+                let snapshot = existing
+                    .iter()
+                    .find(|s| s.name == a.name.time.snapshot_name());
                 if !opts.dry_run
-                    && let Err(e) = finish_already_ingested(store, opts, a, same_source, &mut r)
+                    && let Err(e) = finish_already_ingested(store, opts, a, keep, snapshot, &mut r)
                 {
                     r.status = Status::Failed;
                     r.error = Some(error_info(&e, None, false, None));
@@ -217,13 +222,15 @@ fn run_vm(
 }
 
 /// For a backup whose snapshot exists: make sure a protected one is held (a crash may have
-/// come between snapshot and hold), and delete its input if configured and the snapshot was
-/// made from this very file.
+/// come between snapshot and hold), and delete its input if configured and it is the very
+/// file the snapshot was made from ([`crate::plan::KeepInput`]: name, size, modified before
+/// the snapshot — checked by the plan — and here the VMA uuid in its header).
 fn finish_already_ingested(
     store: &dyn Store,
     opts: &IngestOptions,
     a: &Archive,
-    same_source: bool,
+    keep: Option<KeepInput>,
+    snapshot: Option<&ExistingSnapshot>,
     r: &mut BackupResult,
 ) -> Result<(), String> {
     let vol = volume_name(a.vmid()).map_err(|e| e.to_string())?;
@@ -234,17 +241,40 @@ fn finish_already_ingested(
             .map_err(|e| e.to_string())?;
     }
     if opts.delete_input && !a.protected {
-        if same_source {
-            backup::delete_input(a).map_err(|e| format!("{}: {e}", a.path.display()))?;
-            r.input_deleted = true;
-        } else {
-            tracing::warn!(
-                "{}: not deleted: snapshot {vol}@{snap} was made from another file",
-                a.file_name
-            );
+        let keep = keep.or_else(|| {
+            let recorded = snapshot.and_then(|s| s.uuid.clone());
+            let found = archive_uuid(&a.path);
+            (found.is_none() || found != recorded).then_some(KeepInput::OtherUuid {
+                archive: found,
+                snapshot: recorded,
+            })
+        });
+        match keep {
+            None => {
+                backup::delete_input(a).map_err(|e| format!("{}: {e}", a.path.display()))?;
+                r.input_deleted = true;
+            }
+            Some(why) => {
+                tracing::warn!(
+                    "{}: input kept although delete_input is set: {why}",
+                    a.file_name
+                );
+                if let Some(m) = &mut r.message {
+                    m.push_str(&format!("; input kept: {why}"));
+                }
+                r.input_kept = Some(why.to_string());
+            }
         }
     }
     Ok(())
+}
+
+/// The VMA uuid in an archive's header, or `None` if it cannot be read.
+fn archive_uuid(path: &std::path::Path) -> Option<String> {
+    let file = std::fs::File::open(path).ok()?;
+    let (_, stream) = vma::compress::open_decompressed(file).ok()?;
+    let reader = vma::VmaReader::new(stream).ok()?;
+    Some(store::layout::format_uuid(&reader.header().uuid))
 }
 
 fn error_info(

@@ -73,6 +73,9 @@ pub struct BackupResult {
     pub error: Option<ErrorInfo>,
     /// The input files were deleted (after the snapshot existed).
     pub input_deleted: bool,
+    /// Why the input of an already-ingested backup was kept although `delete_input` is set
+    /// (it is not provably the file the snapshot was made from, e.g. a `vzsnap restore`).
+    pub input_kept: Option<String>,
     pub seconds: f64,
 }
 
@@ -90,6 +93,7 @@ impl BackupResult {
             snapshot_written: None,
             error: None,
             input_deleted: false,
+            input_kept: None,
             seconds: 0.0,
         }
     }
@@ -198,6 +202,9 @@ impl RunSummary {
                     }
                     if b.input_deleted {
                         n.push("input deleted".into());
+                    }
+                    if let Some(k) = &b.input_kept {
+                        n.push(format!("input kept: {k}"));
                     }
                     n.join(", ")
                 }

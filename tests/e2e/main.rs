@@ -10,4 +10,5 @@ mod ingest_crash;
 mod prune_cli;
 mod report_cli;
 mod restore_cli;
+mod restore_delete_input;
 mod restore_mount_cli;

@@ -28,6 +28,7 @@ use vma::compress::{CompressOptions, Compression, compressed_writer};
 use vma::format::CLUSTER_SIZE;
 use vma::progress::Progress;
 use vma::vzdump::{BackupName, BackupTime, GuestKind, VmId};
+use vma::writeback::Writeback;
 use vma::{Config, VmaWriter, WriterOptions};
 
 use crate::error::{RestoreError, io_err};
@@ -110,6 +111,9 @@ pub struct RestorePlan {
     pub manifest: Manifest,
     pub name: BackupName,
     pub compression: Compression,
+    /// When the store created the snapshot, epoch seconds: what is written is stamped
+    /// later than this (see [`Outputs::stamp_not_before`]).
+    pub snapshot_created: i64,
 }
 
 /// Resolves VM + date, reads the manifest and decides names and compression.
@@ -154,19 +158,23 @@ pub fn plan_restore(
         manifest,
         name,
         compression,
+        snapshot_created: snap.created,
     })
 }
 
-/// Counts bytes that reach the file.
-struct Counting<W> {
-    inner: W,
+/// Counts bytes that reach the file, and starts their write-back early
+/// ([`vma::writeback`]) so the final fsync does not write the whole archive at once.
+struct Counting {
+    inner: std::fs::File,
     count: Arc<AtomicU64>,
+    writeback: Writeback,
 }
 
-impl<W: Write> Write for Counting<W> {
+impl Write for Counting {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
-        self.count.fetch_add(n as u64, Ordering::Relaxed);
+        let at = self.count.fetch_add(n as u64, Ordering::Relaxed);
+        self.writeback.wrote(&self.inner, at, n as u64);
         Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -296,6 +304,11 @@ pub fn write_archive(
         archive_bytes,
     } = streamed?;
 
+    // `vzsnap ingest` must never take this file for the one the snapshot was made from (it
+    // has its name, uuid and, for a plain `.vma`, its size): with `delete_input` it deletes
+    // only inputs modified before their snapshot was created.
+    let after_snapshot = u64::try_from(plan.snapshot_created.saturating_add(1)).unwrap_or(0);
+    outputs.stamp_not_before(std::time::UNIX_EPOCH + Duration::from_secs(after_snapshot))?;
     let placed = outputs.commit()?;
     let summary = RestoreSummary {
         vmid: plan.vmid.get(),
@@ -340,6 +353,7 @@ fn stream_archive(
         Counting {
             inner: file,
             count: counted.clone(),
+            writeback: Writeback::new(),
         },
     );
     let copts = CompressOptions {
@@ -406,7 +420,6 @@ fn feed<W: Write>(
     images: Vec<ImageSpec>,
     progress: &dyn Progress,
 ) -> Result<(VmaWriter<W>, u64), Feed> {
-    static ZERO: [u8; CLUSTER_SIZE] = [0; CLUSTER_SIZE];
     let sizes: Vec<u64> = images.iter().map(|i| i.size).collect();
     let mut done_before: Vec<u64> = Vec::with_capacity(sizes.len());
     let mut acc = 0;
@@ -443,11 +456,10 @@ fn feed<W: Write>(
                 count,
             } => {
                 let dev_id = image as u8 + 1;
-                let size = sizes[image];
+                // A hole: no 64 KiB of zeros to look at per cluster.
                 for c in first..first + count {
-                    let len = (size - c * CS).min(CS) as usize;
                     writer
-                        .write_cluster(dev_id, c as u32, &ZERO[..len])
+                        .write_zero_cluster(dev_id, c as u32)
                         .map_err(Feed::Vma)?;
                 }
                 (image, first + count)

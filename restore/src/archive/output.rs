@@ -12,6 +12,7 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use nix::errno::Errno;
 use nix::fcntl::{AT_FDCWD, RenameFlags, renameat2};
@@ -68,6 +69,28 @@ impl Outputs {
             placed: false,
         });
         Ok(file)
+    }
+
+    /// Sets the modification time of every file to `max(now, not_before)` and syncs it;
+    /// call before [`Outputs::commit`].
+    ///
+    /// Why: with `delete_input`, `vzsnap ingest` deletes an input only if it was modified
+    /// before its snapshot was created (docs/ingest.md); a restored archive carries the
+    /// original's name and uuid, so its time is what tells them apart. An explicit time is
+    /// stored as given — also on NFS, whose server would otherwise stamp its own clock, which
+    /// may lag — and `not_before` covers a restore in the very second of the snapshot.
+    pub fn stamp_not_before(&self, not_before: SystemTime) -> Result<(), RestoreError> {
+        let t = SystemTime::now().max(not_before);
+        for p in &self.files {
+            let f = OpenOptions::new()
+                .write(true)
+                .open(&p.temp)
+                .map_err(io_err(&p.temp))?;
+            f.set_modified(t)
+                .and_then(|()| f.sync_all())
+                .map_err(io_err(&p.temp))?;
+        }
+        Ok(())
     }
 
     /// Moves every temporary to its final name in the order created, the last one last (the
@@ -197,5 +220,28 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("another restore or a vzdump run"), "{err}");
+    }
+
+    #[test]
+    fn stamps_every_file_not_before_the_given_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let mut out = Outputs::default();
+        out.create(d.join(".log.tmp"), d.join("log")).unwrap();
+        out.create(d.join("a.dat"), d.join("a")).unwrap();
+        let future = SystemTime::now() + std::time::Duration::from_secs(3600);
+        out.stamp_not_before(future).unwrap();
+        out.commit().unwrap();
+        for f in ["log", "a"] {
+            let m = std::fs::metadata(d.join(f)).unwrap().modified().unwrap();
+            assert_eq!(m, future, "{f}");
+        }
+        // A time in the past never moves a file back: it gets the current time.
+        let mut out = Outputs::default();
+        out.create(d.join("b.dat"), d.join("b")).unwrap();
+        let before = SystemTime::now();
+        out.stamp_not_before(SystemTime::UNIX_EPOCH).unwrap();
+        out.commit().unwrap();
+        assert!(std::fs::metadata(d.join("b")).unwrap().modified().unwrap() >= before);
     }
 }
