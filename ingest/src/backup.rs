@@ -180,8 +180,7 @@ pub fn ingest_backup(
     let prepared = volume::prepare(store, &vol, &opts.volume_properties).map_err(Failed::new)?;
     opts.crash.at("after-prepare");
     let fail = |error: IngestError| {
-        let undo_error =
-            volume::undo(store, &vol, prepared.has_snapshots, error.is_no_space()).err();
+        let undo_error = volume::undo(store, &vol, prepared.has_snapshots).err();
         if let Some(e) = &undo_error {
             tracing::error!(volume = %vol, "undoing the failed ingest failed too: {e}");
         }

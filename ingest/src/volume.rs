@@ -92,40 +92,16 @@ pub fn prepare(
 
 /// Undoes a failed sync: back to the newest snapshot, or (first ingest) no volume at all.
 ///
-/// With `reclaim` (the sync ran out of space) it also waits until the file system has
-/// really freed the discarded data, so the next VM of the same run finds the space again:
-/// btrfs frees a deleted subvolume's extents in a background cleaner, after `subvolume
-/// delete` has returned (ZFS frees within the rollback's transaction).
-pub fn undo(
-    store: &dyn Store,
-    vol: &VolumeName,
-    has_snapshots: bool,
-    reclaim: bool,
-) -> Result<(), StoreError> {
-    let fs_dir = store
-        .volume_path(vol)
-        .ok()
-        .and_then(|p| p.parent().map(|p| p.to_path_buf()));
+/// After running out of space the next VM of the same run needs the discarded space back:
+/// the store returns from a rollback or destroy only once the space is free (btrfs frees
+/// deleted subvolumes in a background cleaner; the btrfs backend waits for it).
+pub fn undo(store: &dyn Store, vol: &VolumeName, has_snapshots: bool) -> Result<(), StoreError> {
     if has_snapshots {
         store.rollback_to_latest(vol)?;
     } else {
         match store.destroy_volume(vol, false) {
             Ok(()) | Err(StoreError::VolumeMissing { .. }) => {}
             Err(e) => return Err(e),
-        }
-    }
-    if reclaim
-        && store.backend() == store::Backend::Btrfs
-        && let Some(dir) = fs_dir
-    {
-        let sync = store::cmd::Cmd::new("btrfs")
-            .args(["subvolume", "sync"])
-            .arg(&dir);
-        if let Err(e) = sync.run() {
-            tracing::warn!(
-                "{}: waiting for btrfs to free deleted subvolumes failed: {e}",
-                dir.display()
-            );
         }
     }
     Ok(())
@@ -158,11 +134,11 @@ mod tests {
         assert_eq!(p.recovery, Some(Recovery::RolledBack { to: "s1".into() }));
         assert_eq!(std::fs::read(p.path.join("a")).unwrap(), b"1");
         std::fs::write(p.path.join("a"), b"3").unwrap();
-        undo(&s, &v, true, false).unwrap();
+        undo(&s, &v, true).unwrap();
         assert_eq!(std::fs::read(p.path.join("a")).unwrap(), b"1");
         let w = VolumeName::new("101").unwrap();
         prepare(&s, &w, &[]).unwrap();
-        undo(&s, &w, false, true).unwrap();
+        undo(&s, &w, false).unwrap();
         assert!(!s.list_volumes().unwrap().contains(&w));
     }
 }

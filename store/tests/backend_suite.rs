@@ -539,6 +539,50 @@ mod btrfs_only {
         std::fs::read(s.volume_path(&vol("200")).unwrap().join("f")).unwrap()
     }
 
+    /// Bytes available to an unprivileged writer on the file system of `p`.
+    fn available(p: &std::path::Path) -> u64 {
+        let v = nix::sys::statvfs::statvfs(p).unwrap();
+        v.blocks_available() * v.fragment_size()
+    }
+
+    /// A rollback, a destroyed clone and a destroyed volume have freed their space when they
+    /// return (btrfs otherwise frees deleted subvolumes in a background cleaner, up to a
+    /// commit interval later: an ingest that ran out of space would not find it again).
+    #[test]
+    fn destroying_frees_the_space_before_returning() {
+        let Some(t) = btrfs_or_skip() else {
+            return;
+        };
+        const MIB: u64 = 1 << 20;
+        let s = t.store();
+        let mnt = t.mountpoint().to_path_buf();
+        let v = vol("300");
+        let dir = s.ensure_volume(&v, &[]).unwrap();
+        std::fs::write(dir.join("f"), noise(1, 16 << 20)).unwrap();
+        s.snapshot(&v, &snap("s1"), &BTreeMap::new()).unwrap();
+        // 32 MiB only the live volume references.
+        std::fs::write(dir.join("f"), noise(2, 32 << 20)).unwrap();
+        Cmd::new("sync").arg("-f").arg(&dir).run().unwrap();
+        let before = available(&mnt);
+        s.rollback_to_latest(&v).unwrap();
+        let freed = available(&mnt).saturating_sub(before);
+        assert!(freed >= 28 * MIB, "rollback freed only {freed} bytes");
+
+        let c = vol("clone-1");
+        let cdir = s.clone_snapshot(&v, &snap("s1"), &c).unwrap();
+        std::fs::write(cdir.join("g"), noise(3, 32 << 20)).unwrap();
+        Cmd::new("sync").arg("-f").arg(&cdir).run().unwrap();
+        let before = available(&mnt);
+        s.destroy_clone(&c).unwrap();
+        let freed = available(&mnt).saturating_sub(before);
+        assert!(freed >= 28 * MIB, "destroy_clone freed only {freed} bytes");
+
+        let before = available(&mnt);
+        s.destroy_volume(&v, true).unwrap();
+        let freed = available(&mnt).saturating_sub(before);
+        assert!(freed >= 12 * MIB, "destroy_volume freed only {freed} bytes");
+    }
+
     #[test]
     fn rollback_interrupted_after_building_the_new_volume_is_undone() {
         let Some((_t, root, _old, live)) = setup() else {

@@ -111,11 +111,40 @@ fn subvol_snapshot(src: &Path, dst: &Path, readonly: bool) -> Result<(), StoreEr
     Ok(())
 }
 
+/// Deletes a subvolume and waits until btrfs has freed its space, so that every destroying
+/// operation (rollback, destroy of a snapshot, clone or volume) returns with the space
+/// available again, as on ZFS.
+///
+/// Why wait: `subvolume delete` only unlinks the subvolume; the background cleaner frees
+/// its extents after the next transaction commit (up to the 30 s commit interval), and the
+/// freed space shows only after one more commit. Until then a file system that ran full
+/// stays full although the rollback "succeeded" — the next VM of an ingest run that hit
+/// ENOSPC would fail as well. So: delete with `--commit-after` (the commit wakes the cleaner
+/// now, and the deletion survives a crash), `subvolume sync <fs> <id>` (returns once the
+/// cleaner has dropped it) and `filesystem sync` (commits the freed space). Measured on a
+/// loop device: ~20 ms in all instead of up to 30 s. A failed wait is logged, not returned:
+/// the subvolume is gone either way.
 fn subvol_delete(path: &Path) -> Result<(), StoreError> {
-    btrfs(["subvolume", "delete"])
+    let subject = path.display().to_string();
+    let out = btrfs(["inspect-internal", "rootid"])
         .arg(path)
         .run()
-        .map_err(|e| show::classify(&path.display().to_string(), e))?;
+        .map_err(|e| show::classify(&subject, e))?;
+    let id = show::parse_rootid(&out.stdout).map_err(|d| StoreError::inconsistent(&subject, d))?;
+    btrfs(["subvolume", "delete", "--commit-after"])
+        .arg(path)
+        .run()
+        .map_err(|e| show::classify(&subject, e))?;
+    // The parent directory is on the same file system and still exists.
+    let fs = path.parent().unwrap_or(path);
+    let waited = btrfs(["subvolume", "sync"])
+        .arg(fs)
+        .arg(id.to_string())
+        .run()
+        .and_then(|_| btrfs(["filesystem", "sync"]).arg(fs).run());
+    if let Err(e) = waited {
+        tracing::warn!(subvolume = %subject, id, "deleted, but waiting for btrfs to free its space failed: {e}");
+    }
     Ok(())
 }
 

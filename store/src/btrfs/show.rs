@@ -64,9 +64,23 @@ pub fn classify(subject: &str, err: CmdError) -> StoreError {
     }
 }
 
+/// Parses `btrfs inspect-internal rootid <path>`: the id of the subvolume holding `path`.
+pub fn parse_rootid(out: &str) -> Result<u64, String> {
+    out.trim()
+        .parse()
+        .map_err(|_| format!("unexpected output of btrfs inspect-internal rootid: {out:?}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rootid() {
+        assert_eq!(parse_rootid("257\n"), Ok(257));
+        assert!(parse_rootid("").is_err());
+        assert!(parse_rootid("ERROR: not a btrfs filesystem\n").is_err());
+    }
 
     /// Captured from btrfs-progs v6.2 (Debian bookworm) on kernel 6.18, a fresh subvolume
     /// after one read-only snapshot and later writes.
