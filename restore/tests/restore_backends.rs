@@ -299,7 +299,89 @@ fn list_reports_backups_disks_and_protection(store: &dyn Store) {
     ));
 }
 
+/// Records the target directory's entries whenever the restore reports progress.
+struct DirWatch {
+    dir: std::path::PathBuf,
+    seen: std::sync::Mutex<std::collections::BTreeSet<String>>,
+}
+
+impl DirWatch {
+    fn look(&self) {
+        let names = dir_names(&self.dir);
+        self.seen.lock().unwrap().extend(names);
+    }
+}
+
+impl vma::progress::Progress for DirWatch {
+    fn start(&self, _label: &str, _total: Option<u64>) {
+        self.look();
+    }
+    fn set_position(&self, _pos: u64) {
+        self.look();
+    }
+    fn finish(&self, _summary: &str) {
+        self.look();
+    }
+}
+
+/// The names among `names` that PVE would list as backups: pve-storage's
+/// `get_subdir_files` (`m!/([^/]+$BACKUP_EXT_RE_2)$!`, vma-format.md §2.1), run by perl.
+fn listed_by_pve(names: &[String]) -> Vec<String> {
+    let out = Cmd::new("perl")
+        .args([
+            "-ne",
+            r"chomp; print qq($_\n) if m!^([^/]+\.(tgz|(?:(?:tar|vma)(?:\.(gz|lzo|zst|bz2))?)))$!",
+        ])
+        .stdin_bytes(names.join("\n").into_bytes())
+        .run()
+        .unwrap()
+        .stdout;
+    out.lines().map(str::to_string).collect()
+}
+
+/// While a restore writes, nothing in the directory is a name PVE lists: the archive is
+/// written as vzdump's own `.dat`, the companions under dot-prefixed temporaries; only the
+/// finished files (archive last) carry backup names.
+fn temporaries_are_never_listed_by_pve(store: &dyn Store) {
+    let days = setup(store);
+    for comp in [Compression::None, Compression::Zstd] {
+        let out = tempfile::tempdir().unwrap();
+        let watch = DirWatch {
+            dir: out.path().to_path_buf(),
+            seen: Default::default(),
+        };
+        let s = restore_archive(
+            store,
+            vmid(),
+            &DateSpec::Exact(days[0].time),
+            &opts(out.path(), Some(comp)),
+            &watch,
+        )
+        .unwrap();
+        let seen: Vec<String> = watch.seen.into_inner().unwrap().into_iter().collect();
+        let name = BackupName::parse(s.archive.file_name().unwrap().to_str().unwrap()).unwrap();
+        assert!(
+            seen.contains(&name.temp_archive_name()),
+            "the archive was written under vzdump's temporary name: {seen:?}"
+        );
+        assert!(
+            seen.len() >= 3,
+            "archive and companion temporaries: {seen:?}"
+        );
+        assert_eq!(listed_by_pve(&seen), Vec::<String>::new(), "{comp:?}");
+        for n in &seen {
+            assert_eq!(BackupName::parse(n), None, "{n}");
+        }
+        // The check is not vacuous: the finished archive is listed.
+        assert_eq!(
+            listed_by_pve(&dir_names(out.path())),
+            vec![name.archive_name()]
+        );
+    }
+}
+
 store::backend_tests!(
+    temporaries_are_never_listed_by_pve,
     restores_every_day_plain_and_zstd,
     date_forms_and_default_compression,
     refusals_leave_nothing_behind,
