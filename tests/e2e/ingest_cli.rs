@@ -116,6 +116,13 @@ fn admin_run(b: &Backend) {
         prom.contains("vzsnap_ingest_last_run_failures 0\n"),
         "{prom}"
     );
+    // Written atomically (temp + rename): no temporary is left next to it.
+    let mut beside: Vec<_> = std::fs::read_dir(metrics.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    beside.sort();
+    assert_eq!(beside, ["dump", "ingest.lock", "vzsnap.prom", "vzsnap.toml"]);
 
     // An older backup than the newest snapshot: skipped with a reason, --force ingests it.
     write_days(&s.dump, 100, 3, &days[..1]);
@@ -160,6 +167,75 @@ fn admin_run(b: &Backend) {
         prom.contains("vzsnap_ingest_last_run_failures 1\n"),
         "{prom}"
     );
+}
+
+/// The config's `include`/`exclude` and `settle_seconds`, VMIDs on the command line and
+/// `--settle-seconds`, as a dry run sees them (the scan's rules are unit-tested in
+/// `ingest::scan`; this checks the binary wires the config and the command line to them).
+fn filters_settle_and_vmids(b: &Backend) {
+    let s = Setup::new(&b.spec(), "include = [100, 101, 102]\nexclude = [102]");
+    let cfg = std::fs::read_to_string(&s.config)
+        .unwrap()
+        .replace("settle_seconds = 0", "settle_seconds = 3600");
+    std::fs::write(&s.config, cfg).unwrap();
+    for vmid in [100, 101, 102, 103] {
+        write_days(
+            &s.dump,
+            vmid,
+            5,
+            &days(SeriesSpec::new(vmid, 5, 64 << 10), 1),
+        );
+    }
+    // A second backup of 101 that is still being copied in: modified just now.
+    let mut fresh = days(SeriesSpec::new(101, 5, 64 << 10), 2).pop().unwrap();
+    fresh.protected = false;
+    let w = ingest::synth::write_backup(&s.dump, 101, 5, &fresh, false).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&w.archive)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now())
+        .unwrap();
+
+    let plan = |args: &[&str]| -> Vec<(u64, String, String)> {
+        let mut a = vec!["--dry-run", "--json"];
+        a.extend_from_slice(args);
+        let j = json(&run_ok(&mut s.ingest(&a)));
+        j["backups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| {
+                (
+                    b["vmid"].as_u64().unwrap(),
+                    b["status"].as_str().unwrap().to_string(),
+                    b["reason"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect()
+    };
+    let t = |v: u64, st: &str, r: &str| (v, st.to_string(), r.to_string());
+    assert_eq!(
+        plan(&[]),
+        [
+            t(100, "planned", ""),
+            t(101, "planned", ""),
+            t(101, "skipped", "settling")
+        ],
+        "102 excluded, 103 not included, the fresh archive settling"
+    );
+    assert_eq!(
+        plan(&["--settle-seconds", "0", "101"]),
+        [t(101, "planned", ""), t(101, "planned", "")]
+    );
+    let out = s.ingest(&["--dry-run", "103"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("none of the given VMIDs is in [ingest] include"),
+        "{err}"
+    );
+    assert!(b.store().list_volumes().unwrap().is_empty());
 }
 
 /// Two real runs at once: the second sees the first's pid and exits 3; with `--wait` it
@@ -224,6 +300,13 @@ mod btrfs {
     fn concurrent_runs() {
         if let Some(b) = Backend::btrfs() {
             super::concurrent_runs(&b);
+        }
+    }
+
+    #[test]
+    fn filters_settle_and_vmids() {
+        if let Some(b) = Backend::btrfs() {
+            super::filters_settle_and_vmids(&b);
         }
     }
 }
