@@ -9,6 +9,8 @@ use crate::exit::ExitCode;
 mod bench_data;
 mod blocksync;
 mod dev;
+#[cfg(test)]
+mod dist_tests;
 mod ingest;
 mod list;
 mod mount;
