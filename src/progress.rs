@@ -61,9 +61,19 @@ impl Progress for Bar {
     }
 }
 
-#[derive(Default)]
 struct LogLines {
     state: Mutex<Option<LogState>>,
+    /// [`LOG_INTERVAL`]; shorter in tests.
+    interval: Duration,
+}
+
+impl Default for LogLines {
+    fn default() -> Self {
+        LogLines {
+            state: Mutex::new(None),
+            interval: LOG_INTERVAL,
+        }
+    }
 }
 
 struct LogState {
@@ -88,7 +98,7 @@ impl Progress for LogLines {
     fn set_position(&self, pos: u64) {
         let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let Some(st) = guard.as_mut() else { return };
-        if st.last.elapsed() < LOG_INTERVAL {
+        if st.last.elapsed() < self.interval {
             return;
         }
         st.last = Instant::now();
@@ -114,5 +124,71 @@ impl Progress for LogLines {
                 tracing::info!("{}: {summary}", st.label);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    /// A `tracing` writer that keeps everything in memory.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn logged(interval: Duration, steps: &[u64]) -> String {
+        let out = Captured::default();
+        let w = out.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || w.clone())
+            .with_ansi(false)
+            .without_time()
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let p = LogLines {
+                state: Mutex::new(None),
+                interval,
+            };
+            p.start("100: vzdump-qemu-100.vma.zst", Some(1000));
+            for &s in steps {
+                p.set_position(s);
+            }
+            p.finish("");
+        });
+        String::from_utf8(out.0.lock().unwrap().clone()).unwrap()
+    }
+
+    /// Under cron/systemd (no terminal): a line when a phase starts, one per interval with
+    /// the percentage, one at the end; nothing in between.
+    #[test]
+    fn log_lines_start_periodic_and_done() {
+        let quiet = logged(Duration::from_secs(3600), &[100, 500, 900]);
+        let lines: Vec<&str> = quiet.lines().collect();
+        assert_eq!(lines.len(), 2, "{quiet}");
+        assert!(
+            lines[0].ends_with("100: vzdump-qemu-100.vma.zst: started"),
+            "{quiet}"
+        );
+        assert!(
+            lines[1].ends_with("100: vzdump-qemu-100.vma.zst: done"),
+            "{quiet}"
+        );
+        let every = logged(Duration::ZERO, &[100, 500]);
+        assert!(
+            every.contains("100: vzdump-qemu-100.vma.zst: 10% (100 of 1000 bytes"),
+            "{every}"
+        );
+        assert!(every.contains(": 50% (500 of 1000 bytes"), "{every}");
+        assert_eq!(every.lines().count(), 4, "{every}");
     }
 }
