@@ -266,6 +266,50 @@ impl<W: Write> VmaWriter<W> {
     /// Bytes past the device end are ignored: blocks starting there are never stored and a
     /// block straddling the end has its tail zeroed. Each cluster exactly once; any order.
     pub fn write_cluster(&mut self, dev_id: u8, cluster: u32, data: &[u8]) -> Result<(), Error> {
+        let valid = self.admit(dev_id, cluster, Some(data.len()))?;
+        if self.entries.len() >= WRITER_CLUSTERS_PER_EXTENT {
+            self.flush_extent()?;
+        }
+
+        let mut mask = 0u16;
+        for j in 0..BLOCKS_PER_CLUSTER {
+            let bstart = j * BLOCK_SIZE;
+            // Past the device end, or past short (zero-padded) data: nothing more to store.
+            if bstart >= valid || bstart >= data.len() {
+                break;
+            }
+            let bend = (bstart + BLOCK_SIZE).min(valid).min(data.len());
+            let src = &data[bstart..bend];
+            if is_zero(src) {
+                continue;
+            }
+            let at = EXTENT_HEADER_SIZE + self.blocks * BLOCK_SIZE;
+            let dst = &mut self.buf[at..at + BLOCK_SIZE];
+            dst[..src.len()].copy_from_slice(src);
+            dst[src.len()..].fill(0);
+            mask |= 1 << j;
+            self.blocks += 1;
+        }
+        self.commit(dev_id, cluster, mask);
+        Ok(())
+    }
+
+    /// Adds one cluster known to be all zero (e.g. a hole of the source image): the same
+    /// entry as [`VmaWriter::write_cluster`] with 64 KiB of zeros, without looking at 64 KiB
+    /// of zeros. Same rules (each cluster exactly once, any order, within the device).
+    pub fn write_zero_cluster(&mut self, dev_id: u8, cluster: u32) -> Result<(), Error> {
+        self.admit(dev_id, cluster, None)?;
+        if self.entries.len() >= WRITER_CLUSTERS_PER_EXTENT {
+            self.flush_extent()?;
+        }
+        self.commit(dev_id, cluster, 0);
+        Ok(())
+    }
+
+    /// Checks that `cluster` of `dev_id` may be written now with `len` bytes of data (`None`:
+    /// a zero cluster, any length is right) and returns how many of its bytes lie inside the
+    /// device.
+    fn admit(&self, dev_id: u8, cluster: u32, len: Option<usize>) -> Result<usize, Error> {
         let file = self.name.clone();
         let offset = self.offset;
         let Some(dev) = self.devs.get(usize::from(dev_id)).and_then(Option::as_ref) else {
@@ -276,12 +320,12 @@ impl<W: Write> VmaWriter<W> {
             });
         };
         let cluster_start = u64::from(cluster) * CLUSTER_SIZE as u64;
-        let len_err = |expected: String| Error::ClusterLength {
+        let len_err = |len: usize, expected: String| Error::ClusterLength {
             file: file.clone(),
             offset,
             dev_id,
             cluster: u64::from(cluster),
-            len: data.len(),
+            len,
             expected,
         };
         // Bytes of this cluster that lie inside the device.
@@ -295,8 +339,10 @@ impl<W: Write> VmaWriter<W> {
                     expected: dev.next_vmstate,
                 });
             }
-            if data.len() > CLUSTER_SIZE {
-                return Err(len_err(format!("at most {CLUSTER_SIZE}")));
+            if let Some(len) = len
+                && len > CLUSTER_SIZE
+            {
+                return Err(len_err(len, format!("at most {CLUSTER_SIZE}")));
             }
             CLUSTER_SIZE
         } else {
@@ -321,39 +367,26 @@ impl<W: Write> VmaWriter<W> {
                 });
             }
             let valid = (dev.size - cluster_start).min(CLUSTER_SIZE as u64) as usize;
-            if data.len() != CLUSTER_SIZE && data.len() != valid {
-                return Err(len_err(if valid == CLUSTER_SIZE {
-                    format!("{CLUSTER_SIZE}")
-                } else {
-                    format!("{CLUSTER_SIZE} or {valid}")
-                }));
+            if let Some(len) = len
+                && len != CLUSTER_SIZE
+                && len != valid
+            {
+                return Err(len_err(
+                    len,
+                    if valid == CLUSTER_SIZE {
+                        format!("{CLUSTER_SIZE}")
+                    } else {
+                        format!("{CLUSTER_SIZE} or {valid}")
+                    },
+                ));
             }
             valid
         };
+        Ok(valid)
+    }
 
-        if self.entries.len() >= WRITER_CLUSTERS_PER_EXTENT {
-            self.flush_extent()?;
-        }
-
-        let mut mask = 0u16;
-        for j in 0..BLOCKS_PER_CLUSTER {
-            let bstart = j * BLOCK_SIZE;
-            // Past the device end, or past short (zero-padded) data: nothing more to store.
-            if bstart >= valid || bstart >= data.len() {
-                break;
-            }
-            let bend = (bstart + BLOCK_SIZE).min(valid).min(data.len());
-            let src = &data[bstart..bend];
-            if is_zero(src) {
-                continue;
-            }
-            let at = EXTENT_HEADER_SIZE + self.blocks * BLOCK_SIZE;
-            let dst = &mut self.buf[at..at + BLOCK_SIZE];
-            dst[..src.len()].copy_from_slice(src);
-            dst[src.len()..].fill(0);
-            mask |= 1 << j;
-            self.blocks += 1;
-        }
+    /// Records the blockinfo entry of an admitted cluster whose blocks are in the buffer.
+    fn commit(&mut self, dev_id: u8, cluster: u32, mask: u16) {
         self.entries.push(BlockInfo {
             mask,
             dev_id,
@@ -366,7 +399,6 @@ impl<W: Write> VmaWriter<W> {
                 dev.written.insert(cluster);
             }
         }
-        Ok(())
     }
 
     /// Writes the header (first time) and the buffered extent, even if it has no entries.

@@ -438,3 +438,65 @@ fn vmstate_stream_is_sequential_and_unbounded() {
     r.check_complete(None).unwrap();
     assert_eq!(r.clusters_seen(2), 2);
 }
+
+#[test]
+fn zero_clusters_written_as_such_equal_zero_data() {
+    // A device whose size is not a multiple of 64 KiB, clusters out of order, devices
+    // interleaved, some clusters given as known zeros: the same bytes as passing zeros.
+    let sizes = [5 * 65536 + 1000, 3 * 65536];
+    let devices: Vec<(String, u64)> = vec![("a".into(), sizes[0]), ("b".into(), sizes[1])];
+    let zero_clusters = [(1u8, 0u32), (1, 3), (1, 5), (2, 1)];
+    let write = |known_zero: bool| {
+        let mut w = VmaWriter::new(Vec::new(), vec![], devices.clone(), opts()).unwrap();
+        for (dev, c) in [
+            (1u8, 3u32),
+            (2, 0),
+            (1, 0),
+            (1, 1),
+            (2, 1),
+            (1, 5),
+            (1, 2),
+            (2, 2),
+            (1, 4),
+        ] {
+            let len = (sizes[usize::from(dev) - 1] - u64::from(c) * 65536).min(65536) as usize;
+            if zero_clusters.contains(&(dev, c)) {
+                if known_zero {
+                    w.write_zero_cluster(dev, c).unwrap();
+                } else {
+                    w.write_cluster(dev, c, &vec![0u8; len]).unwrap();
+                }
+            } else {
+                let data: Vec<u8> = (0..len)
+                    .map(|i| (i / 4096 + usize::from(dev) + c as usize) as u8 | 1)
+                    .collect();
+                w.write_cluster(dev, c, &data).unwrap();
+            }
+        }
+        w.finish().unwrap()
+    };
+    let a = write(false);
+    assert_eq!(a, write(true));
+    assert_eq!(extents(&a).len(), 1);
+
+    // The same rules as write_cluster.
+    let mut w = VmaWriter::new(Vec::new(), vec![], devices.clone(), opts()).unwrap();
+    w.write_zero_cluster(1, 0).unwrap();
+    assert!(matches!(
+        w.write_zero_cluster(1, 0),
+        Err(Error::DuplicateCluster { .. })
+    ));
+    assert!(matches!(
+        w.write_cluster(1, 0, &[0u8; 65536]),
+        Err(Error::DuplicateCluster { .. })
+    ));
+    assert!(matches!(
+        w.write_zero_cluster(1, 6),
+        Err(Error::BeyondDeviceEnd { .. })
+    ));
+    assert!(matches!(
+        w.write_zero_cluster(3, 0),
+        Err(Error::UnknownDevice { .. })
+    ));
+    assert!(matches!(w.finish(), Err(Error::IncompleteStream { .. })));
+}
