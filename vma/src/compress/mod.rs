@@ -27,7 +27,8 @@ pub use lzop_read::LzopReader;
 pub use lzop_write::{LZOP_BLOCK_SIZE, LzopWriter};
 pub use threaded::{DEFAULT_CHUNK, DEFAULT_DEPTH, ThreadedReader};
 pub use writer::{
-    CompressOptions, FinishWrite, GZIP_DEFAULT_LEVEL, ZSTD_DEFAULT_LEVEL, compressed_writer,
+    CompressOptions, FinishWrite, GZIP_DEFAULT_LEVEL, ZSTD_DEFAULT_LEVEL, ZSTD_JOB_SIZE,
+    compressed_writer,
 };
 
 /// The compressions vzdump writes (`compress=0|zstd|gzip|lzo`).

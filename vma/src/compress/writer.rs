@@ -35,6 +35,15 @@ pub trait FinishWrite<W>: Write + Send {
 
 /// Default zstd level (the zstd CLI default, which vzdump uses).
 pub const ZSTD_DEFAULT_LEVEL: i32 = 3;
+/// Input bytes per zstd worker job when compressing with threads.
+///
+/// libzstd's default at level 3 is 8 MiB (4 × the window), and every worker holds a job's
+/// input and output plus one job being filled: a 2-thread restore peaked at 104 MB RSS.
+/// Measured on a 2 GiB restore (2 threads): 1 MiB jobs 39 MB (+0.43 % output size), 2 MiB
+/// 49 MB (+0.18 %), 4 MiB 62 MB (+0.06 %). Jobs overlap by part of the window, so the ratio
+/// barely changes; 2 MiB keeps restore well under 64 MiB.
+pub const ZSTD_JOB_SIZE: u32 = 2 << 20;
+
 /// Default gzip level (gzip's own default).
 pub const GZIP_DEFAULT_LEVEL: i32 = 6;
 
@@ -132,6 +141,7 @@ pub fn compressed_writer<W: Write + Send + 'static>(
             let mut enc = zstd::stream::write::Encoder::new(w, level)?;
             if o.threads > 0 {
                 enc.multithread(o.threads)?;
+                enc.set_parameter(zstd::stream::raw::CParameter::JobSize(ZSTD_JOB_SIZE))?;
             }
             // Like the zstd CLI: a content checksum per frame, so `zstd -t` can verify.
             enc.include_checksum(true)?;
