@@ -12,7 +12,8 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use ingest::prune::{Reason, prune_volume};
-use ingest::retention::{Backup, KeepPolicy, compute_prune_info};
+use ingest::retention::KeepPolicy;
+use ingest::synth::check::retained;
 use jiff::civil::date;
 use jiff::tz::TimeZone;
 use store::layout::{PROTECTED_HOLD_TAG, meta_keys};
@@ -117,27 +118,6 @@ fn policy() -> KeepPolicy {
     }
 }
 
-/// What retention keeps of the volume's snapshots as listed (the pure function, which
-/// ingest/tests/retention_model.rs checks against an independent model).
-fn computed(store: &dyn Store, policy: &KeepPolicy, tz: &TimeZone) -> BTreeSet<String> {
-    let backups: Vec<Backup> = store
-        .list_snapshots(&vol())
-        .unwrap()
-        .into_iter()
-        .map(|s| Backup {
-            name: s.name.to_string(),
-            time: s.meta[meta_keys::BACKUP_TIME].parse().unwrap(),
-            protected: s.held,
-        })
-        .collect();
-    compute_prune_info(&backups, policy, tz)
-        .unwrap()
-        .into_iter()
-        .filter(|d| d.verdict.is_keep())
-        .map(|d| d.backup.name)
-        .collect()
-}
-
 fn prune_thirty_daily_backups(store: &dyn Store) {
     let tz = berlin();
     let path = start(store);
@@ -159,7 +139,7 @@ fn prune_thirty_daily_backups(store: &dyn Store) {
     assert_eq!(names(store).len(), 30);
     assert_eq!((dry.removed(), dry.destroyed()), (19, 0));
 
-    let want = computed(store, &policy(), &tz);
+    let want = retained(store, &vol(), &policy(), &tz).unwrap();
     let r = prune_volume(store, &vol(), &policy(), &tz, false).unwrap();
     assert!(!r.failed(), "{r:?}");
     assert_eq!(r.destroyed(), 19);
@@ -237,7 +217,7 @@ fn prune_after_every_backup(store: &dyn Store) {
     let path = start(store);
     for i in 0..30 {
         let (name, _) = backup_day(store, &path, i, &tz);
-        let want = computed(store, &policy, &tz);
+        let want = retained(store, &vol(), &policy, &tz).unwrap();
         let r = prune_volume(store, &vol(), &policy, &tz, false).unwrap();
         assert!(!r.failed(), "{r:?}");
         let left: BTreeSet<String> = names(store).into_iter().collect();

@@ -9,10 +9,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use ingest::retention::{Backup, KeepPolicy, TimeZone, compute_prune_info};
+use ingest::retention::{KeepPolicy, TimeZone};
 use ingest::synth::SeriesSpec;
+use ingest::synth::check::retained;
 use store::VolumeName;
-use store::layout::meta_keys;
 
 use crate::support::{Backend, Setup, days, json, run_ok, vzsnap, write_days};
 
@@ -78,23 +78,7 @@ fn live_files(b: &Backend, vmid: u32) -> BTreeMap<String, Vec<u8>> {
 /// What the retention function keeps of the volume as it is now (held = protected).
 fn computed(b: &Backend, vmid: u32, policy: &KeepPolicy) -> BTreeSet<String> {
     let vol = VolumeName::new(vmid.to_string()).unwrap();
-    let backups: Vec<Backup> = b
-        .store()
-        .list_snapshots(&vol)
-        .unwrap()
-        .into_iter()
-        .map(|s| Backup {
-            name: s.name.to_string(),
-            time: s.meta[meta_keys::BACKUP_TIME].parse().unwrap(),
-            protected: s.held,
-        })
-        .collect();
-    compute_prune_info(&backups, policy, &tz())
-        .unwrap()
-        .into_iter()
-        .filter(|d| d.verdict.is_keep())
-        .map(|d| d.backup.name)
-        .collect()
+    retained(b.store(), &vol, policy, &tz()).unwrap()
 }
 
 fn set(names: &[&str]) -> BTreeSet<String> {

@@ -2,9 +2,13 @@
 //! ingested, and how many bytes the sync had to change — computed from the generator's
 //! images alone, never from the engine.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
-use store::layout::{LOG_FILE, NOTES_FILE, disk_file_name, parse_disk_file_name};
+use store::layout::{LOG_FILE, NOTES_FILE, disk_file_name, meta_keys, parse_disk_file_name};
+use store::{Store, VolumeName};
+
+use crate::retention::{Backup, KeepPolicy, TimeZone, compute_prune_info};
 
 use super::Day;
 
@@ -127,4 +131,35 @@ mod tests {
             (BLOCK as u64, 0)
         );
     }
+}
+
+/// The snapshots of `vol` that retention keeps under `policy`: the store's own listing
+/// (vzsnap's `backup-time` metadata; held = protected) put through the pure
+/// [`compute_prune_info`] — what a prune must leave. An error if a snapshot lacks
+/// `backup-time`, which the callers' volumes never have.
+pub fn retained(
+    store: &dyn Store,
+    vol: &VolumeName,
+    policy: &KeepPolicy,
+    tz: &TimeZone,
+) -> Result<BTreeSet<String>, String> {
+    let mut backups = Vec::new();
+    for s in store.list_snapshots(vol).map_err(|e| e.to_string())? {
+        let time = s
+            .meta
+            .get(meta_keys::BACKUP_TIME)
+            .and_then(|t| t.parse().ok())
+            .ok_or_else(|| format!("{vol}@{}: no backup-time", s.name))?;
+        backups.push(Backup {
+            name: s.name.to_string(),
+            time,
+            protected: s.held,
+        });
+    }
+    Ok(compute_prune_info(&backups, policy, tz)
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .filter(|d| d.verdict.is_keep())
+        .map(|d| d.backup.name)
+        .collect())
 }
