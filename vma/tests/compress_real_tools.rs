@@ -2,9 +2,13 @@
 //! (installed by scripts/install-deps): what they write we read byte-identically, also from a
 //! pipe; what we write they read byte-identically.
 
+mod cli_util;
+
 use std::io::{self, Read, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
+
+use cli_util::tool;
 
 use vma::compress::{
     CompressOptions, Compression, DecompressError, LzopWriter, ThreadedReader, compressed_writer,
@@ -56,44 +60,6 @@ fn disk_like(len: usize) -> Vec<u8> {
         }
     }
     out
-}
-
-fn require(tool: &str) {
-    let ok = Command::new(tool)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    assert!(
-        ok,
-        "`{tool}` is not installed: run scripts/install-deps (it installs zstd, gzip, pigz, lzop)"
-    );
-}
-
-/// Runs `tool args` with `input` on stdin and returns stdout; fails the test on non-zero exit.
-fn run(tool: &str, args: &[&str], input: &[u8]) -> Vec<u8> {
-    require(tool);
-    let mut child = Command::new(tool)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let input = input.to_vec();
-    let feeder = std::thread::spawn(move || {
-        let _ = stdin.write_all(&input);
-    });
-    let out = child.wait_with_output().unwrap();
-    feeder.join().unwrap();
-    assert!(
-        out.status.success(),
-        "{tool} {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
 }
 
 fn decode_all(bytes: Vec<u8>) -> (Compression, Vec<u8>) {
@@ -151,27 +117,27 @@ fn reads_what_the_real_tools_write() {
         check(
             &format!("zstd{args:?}"),
             Compression::Zstd,
-            run("zstd", args, &data),
+            tool("zstd", args, &data),
             &data,
             d,
         );
     }
     let (a, b) = data.split_at(1_000_003);
-    let mut two = run("zstd", &["-1", "-c"], a);
-    two.extend(run("zstd", &["-9", "-c"], b));
+    let mut two = tool("zstd", &["-1", "-c"], a);
+    two.extend(tool("zstd", &["-9", "-c"], b));
     check("zstd-concatenated", Compression::Zstd, two, &data, d);
 
     for args in [&["-1", "-c"][..], &["-9", "-c"]] {
         check(
             &format!("gzip{args:?}"),
             Compression::Gzip,
-            run("gzip", args, &data),
+            tool("gzip", args, &data),
             &data,
             d,
         );
     }
-    let mut two = run("gzip", &["-1", "-c"], a);
-    two.extend(run("gzip", &["-9", "-c"], b));
+    let mut two = tool("gzip", &["-1", "-c"], a);
+    two.extend(tool("gzip", &["-9", "-c"], b));
     check("gzip-two-members", Compression::Gzip, two, &data, d);
 
     for args in [
@@ -182,7 +148,7 @@ fn reads_what_the_real_tools_write() {
         check(
             &format!("pigz{args:?}"),
             Compression::Gzip,
-            run("pigz", args, &data),
+            tool("pigz", args, &data),
             &data,
             d,
         );
@@ -199,7 +165,7 @@ fn reads_what_the_real_tools_write() {
         check(
             &format!("lzop{args:?}"),
             Compression::Lzo,
-            run("lzop", args, &data),
+            tool("lzop", args, &data),
             &data,
             d,
         );
@@ -214,8 +180,8 @@ fn reads_what_the_real_tools_write() {
     assert!(out.status.success());
     check("lzop-named-file", Compression::Lzo, out.stdout, &data, d);
 
-    let mut two = run("lzop", &["-c"], a);
-    two.extend(run("lzop", &["-9", "-c"], b));
+    let mut two = tool("lzop", &["-c"], a);
+    two.extend(tool("lzop", &["-9", "-c"], b));
     check("lzop-concatenated", Compression::Lzo, two, &data, d);
 }
 
@@ -226,21 +192,21 @@ fn empty_and_tiny_inputs_from_the_real_tools() {
         check(
             "z",
             Compression::Zstd,
-            run("zstd", &["-c"], data),
+            tool("zstd", &["-c"], data),
             data,
             dir.path(),
         );
         check(
             "g",
             Compression::Gzip,
-            run("gzip", &["-c"], data),
+            tool("gzip", &["-c"], data),
             data,
             dir.path(),
         );
         check(
             "l",
             Compression::Lzo,
-            run("lzop", &["-c"], data),
+            tool("lzop", &["-c"], data),
             data,
             dir.path(),
         );
@@ -271,27 +237,27 @@ fn the_real_tools_read_what_we_write() {
     ];
     for o in &zstd_opts {
         let z = write_ours(Compression::Zstd, o, &data);
-        run("zstd", &["-t", "-q"], &z);
+        tool("zstd", &["-t", "-q"], &z);
         assert!(
-            run("zstd", &["-dc"], &z) == data,
+            tool("zstd", &["-dc"], &z) == data,
             "zstd -dc of ours ({o:?})"
         );
     }
     for level in [None, Some(1), Some(9)] {
         let o = CompressOptions { level, threads: 0 };
         let g = write_ours(Compression::Gzip, &o, &data);
-        run("gzip", &["-t"], &g);
+        tool("gzip", &["-t"], &g);
         assert!(
-            run("gzip", &["-dc"], &g) == data,
+            tool("gzip", &["-dc"], &g) == data,
             "gzip -dc of ours ({o:?})"
         );
     }
     let l = write_ours(Compression::Lzo, &CompressOptions::default(), &data);
-    run("lzop", &["-t"], &l);
-    assert!(run("lzop", &["-dc"], &l) == data, "lzop -dc of ours");
+    tool("lzop", &["-t"], &l);
+    assert!(tool("lzop", &["-dc"], &l) == data, "lzop -dc of ours");
     // Header as `… | lzop` writes it (apart from mtime): version 1.04, LZO 2.10, LZO1X-1,
     // level 5, F_ADLER32_D | F_STDIN | F_STDOUT, Unix.
-    let real = run("lzop", &["-c"], b"hello");
+    let real = tool("lzop", &["-c"], b"hello");
     assert_eq!(&l[..25], &real[..25], "lzop header fields before mtime");
     // Incompressible blocks must be stored and still pass lzop -t.
     let noise: Vec<u8> = disk_like(1 << 20)
@@ -300,7 +266,7 @@ fn the_real_tools_read_what_we_write() {
         .map(|(i, b)| b ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15).to_be_bytes()[0])
         .collect();
     let l = write_ours(Compression::Lzo, &CompressOptions::default(), &noise);
-    assert!(run("lzop", &["-dc"], &l) == noise);
+    assert!(tool("lzop", &["-dc"], &l) == noise);
 }
 
 /// Every checksum combination our container writer can emit passes `lzop -t`, which checks
@@ -319,7 +285,7 @@ fn lzop_checksum_variants_pass_lzop_test() {
         let mut w = LzopWriter::with_header(Vec::new(), &h).unwrap();
         w.write_all(&data).unwrap();
         let bytes = w.finish().unwrap();
-        run("lzop", &["-t"], &bytes);
+        tool("lzop", &["-t"], &bytes);
         let (_, out) = decode_all(bytes);
         assert!(out == data, "flags 0x{flags:x}");
     }
@@ -344,7 +310,7 @@ fn decode_err(bytes: Vec<u8>) -> io::Error {
 #[test]
 fn corrupt_lzop_block_checksum_names_the_block_offset() {
     let data = disk_like(1 << 20);
-    let mut z = run("lzop", &["-c"], &data);
+    let mut z = tool("lzop", &["-c"], &data);
     // Second block: skip the first one (dst_len, src_len, adler32, data).
     let b0 = first_block(&z);
     let src0 = u32::from_be_bytes(z[b0 + 4..b0 + 8].try_into().unwrap()) as usize;
@@ -371,7 +337,7 @@ fn e_sum(data: &[u8], block: usize) -> [u8; 4] {
 #[test]
 fn corrupt_and_truncated_lzop_streams() {
     let data = disk_like(700_000);
-    let z = run("lzop", &["-c"], &data);
+    let z = tool("lzop", &["-c"], &data);
     let b0 = first_block(&z);
 
     // A flipped byte inside compressed data: LZO1X error or checksum mismatch, at block 0.
@@ -426,18 +392,18 @@ fn corrupt_and_truncated_lzop_streams() {
 #[test]
 fn corrupt_zstd_and_gzip_name_an_offset() {
     let data = disk_like(2 << 20);
-    for (tool, ctx) in [("zstd", "zstd stream"), ("gzip", "gzip stream")] {
-        let mut z = run(tool, &["-c"], &data);
+    for (prog, ctx) in [("zstd", "zstd stream"), ("gzip", "gzip stream")] {
+        let mut z = tool(prog, &["-c"], &data);
         let mid = z.len() / 2;
         for b in &mut z[mid..mid + 64] {
             *b ^= 0x5a;
         }
         let e = decode_err(z.clone());
-        let d = DecompressError::find(&e).unwrap_or_else(|| panic!("{tool}: untyped error {e}"));
+        let d = DecompressError::find(&e).unwrap_or_else(|| panic!("{prog}: untyped error {e}"));
         assert_eq!(d.context, ctx);
-        assert!(d.offset > 0 && d.offset <= z.len() as u64, "{tool}: {e}");
+        assert!(d.offset > 0 && d.offset <= z.len() as u64, "{prog}: {e}");
 
         let e = decode_err(z[..mid].to_vec());
-        assert!(DecompressError::find(&e).is_some(), "{tool} truncated: {e}");
+        assert!(DecompressError::find(&e).is_some(), "{prog} truncated: {e}");
     }
 }
