@@ -317,92 +317,53 @@ pub enum Error {
     },
 }
 
+/// Expands to a `match` over every variant that is about archive bytes (they all carry
+/// `file` and `offset`), binding those two fields, with `$none` for the writer's argument
+/// errors. The one list of located variants, so a new variant is added in one place.
+macro_rules! match_located {
+    ($e:expr, |$file:pat_param, $offset:pat_param| $located:expr, $none:expr) => {{
+        use Error::*;
+        match $e {
+            Io { file: $file, offset: $offset, .. }
+            | BadMagic { file: $file, offset: $offset, .. }
+            | ShortHeader { file: $file, offset: $offset, .. }
+            | HeaderSize { file: $file, offset: $offset, .. }
+            | HeaderChecksum { file: $file, offset: $offset, .. }
+            | Version { file: $file, offset: $offset, .. }
+            | BlobTable { file: $file, offset: $offset, .. }
+            | InvalidBlobPointer { file: $file, offset: $offset, .. }
+            | ExtentChecksum { file: $file, offset: $offset, .. }
+            | ExtentUuid { file: $file, offset: $offset, .. }
+            | ExtentMagic { file: $file, offset: $offset, .. }
+            | ExtentTooManyBlocks { file: $file, offset: $offset, .. }
+            | ExtentMissingBlocks { file: $file, offset: $offset, .. }
+            | ShortExtent { file: $file, offset: $offset, .. }
+            | UnknownDevice { file: $file, offset: $offset, .. }
+            | DuplicateCluster { file: $file, offset: $offset, .. }
+            | BeyondDeviceEnd { file: $file, offset: $offset, .. }
+            | VmstateOrder { file: $file, offset: $offset, .. }
+            | MissingClusters { file: $file, offset: $offset, .. }
+            | ClusterLength { file: $file, offset: $offset, .. }
+            | IncompleteStream { file: $file, offset: $offset, .. } => $located,
+            InvalidConfig { .. } | InvalidDevice { .. } | HeaderTooLarge { .. } => $none,
+        }
+    }};
+}
+
 impl Error {
     /// The source (file name or `-`) the error is about, if it is about archive bytes.
     pub fn file(&self) -> Option<&str> {
-        use Error::*;
-        match self {
-            Io { file, .. }
-            | BadMagic { file, .. }
-            | ShortHeader { file, .. }
-            | HeaderSize { file, .. }
-            | HeaderChecksum { file, .. }
-            | Version { file, .. }
-            | BlobTable { file, .. }
-            | InvalidBlobPointer { file, .. }
-            | ExtentChecksum { file, .. }
-            | ExtentUuid { file, .. }
-            | ExtentMagic { file, .. }
-            | ExtentTooManyBlocks { file, .. }
-            | ExtentMissingBlocks { file, .. }
-            | ShortExtent { file, .. }
-            | UnknownDevice { file, .. }
-            | DuplicateCluster { file, .. }
-            | BeyondDeviceEnd { file, .. }
-            | VmstateOrder { file, .. }
-            | MissingClusters { file, .. }
-            | ClusterLength { file, .. }
-            | IncompleteStream { file, .. } => Some(file),
-            InvalidConfig { .. } | InvalidDevice { .. } | HeaderTooLarge { .. } => None,
-        }
+        match_located!(self, |file, _| Some(file.as_str()), None)
     }
 
     /// The absolute archive byte offset the error is about, if it is about archive bytes.
     pub fn offset(&self) -> Option<u64> {
-        use Error::*;
-        match self {
-            Io { offset, .. }
-            | BadMagic { offset, .. }
-            | ShortHeader { offset, .. }
-            | HeaderSize { offset, .. }
-            | HeaderChecksum { offset, .. }
-            | Version { offset, .. }
-            | BlobTable { offset, .. }
-            | InvalidBlobPointer { offset, .. }
-            | ExtentChecksum { offset, .. }
-            | ExtentUuid { offset, .. }
-            | ExtentMagic { offset, .. }
-            | ExtentTooManyBlocks { offset, .. }
-            | ExtentMissingBlocks { offset, .. }
-            | ShortExtent { offset, .. }
-            | UnknownDevice { offset, .. }
-            | DuplicateCluster { offset, .. }
-            | BeyondDeviceEnd { offset, .. }
-            | VmstateOrder { offset, .. }
-            | MissingClusters { offset, .. }
-            | ClusterLength { offset, .. }
-            | IncompleteStream { offset, .. } => Some(*offset),
-            InvalidConfig { .. } | InvalidDevice { .. } | HeaderTooLarge { .. } => None,
-        }
+        match_located!(self, |_, offset| Some(*offset), None)
     }
 
     /// Replaces the source name (pure parsers report `-`; the reader knows the real name).
     pub(crate) fn with_file(mut self, name: &str) -> Self {
-        use Error::*;
-        match &mut self {
-            Io { file, .. }
-            | BadMagic { file, .. }
-            | ShortHeader { file, .. }
-            | HeaderSize { file, .. }
-            | HeaderChecksum { file, .. }
-            | Version { file, .. }
-            | BlobTable { file, .. }
-            | InvalidBlobPointer { file, .. }
-            | ExtentChecksum { file, .. }
-            | ExtentUuid { file, .. }
-            | ExtentMagic { file, .. }
-            | ExtentTooManyBlocks { file, .. }
-            | ExtentMissingBlocks { file, .. }
-            | ShortExtent { file, .. }
-            | UnknownDevice { file, .. }
-            | DuplicateCluster { file, .. }
-            | BeyondDeviceEnd { file, .. }
-            | VmstateOrder { file, .. }
-            | MissingClusters { file, .. }
-            | ClusterLength { file, .. }
-            | IncompleteStream { file, .. } => *file = name.to_owned(),
-            InvalidConfig { .. } | InvalidDevice { .. } | HeaderTooLarge { .. } => {}
-        }
+        match_located!(&mut self, |file, _| *file = name.to_owned(), ());
         self
     }
 }
