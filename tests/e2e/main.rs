@@ -2,6 +2,7 @@
 //! in the test VM). One test binary (`autotests = false`); each file is a module. Backend
 //! tests carry `btrfs` or `zfs` in their path so the VM run can filter with `zfs`.
 
+#[macro_use]
 mod support;
 
 mod ingest_blocksync;

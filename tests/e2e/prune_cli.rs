@@ -280,18 +280,7 @@ fn pruned_after_every_ingest(b: &Backend) {
     );
 }
 
-macro_rules! on_both {
-    ($($name:ident),*) => {
-        mod btrfs {
-            $(#[test] fn $name() { if let Some(b) = crate::support::Backend::btrfs() { super::$name(&b) } })*
-        }
-        mod zfs {
-            $(#[test] fn $name() { if let Some(b) = crate::support::Backend::zfs() { super::$name(&b) } })*
-        }
-    };
-}
-
-on_both!(
+backend_tests!(
     thirty_ingested_backups,
     config_policy_overrides_and_partial_failure,
     pruned_after_every_ingest

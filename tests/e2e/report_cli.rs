@@ -100,20 +100,4 @@ fn five_day_report(b: &Backend) {
     assert!(text.contains("  all VMs: 5 snapshots"), "{text}");
 }
 
-mod btrfs {
-    #[test]
-    fn five_day_report() {
-        if let Some(b) = crate::support::Backend::btrfs() {
-            super::five_day_report(&b)
-        }
-    }
-}
-
-mod zfs {
-    #[test]
-    fn five_day_report() {
-        if let Some(b) = crate::support::Backend::zfs() {
-            super::five_day_report(&b)
-        }
-    }
-}
+backend_tests!(five_day_report);

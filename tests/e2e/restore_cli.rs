@@ -356,20 +356,4 @@ fn three_days_restored(b: &Backend) {
     assert_eq!(before, after);
 }
 
-mod btrfs {
-    #[test]
-    fn three_days_restored() {
-        if let Some(b) = crate::support::Backend::btrfs() {
-            super::three_days_restored(&b)
-        }
-    }
-}
-
-mod zfs {
-    #[test]
-    fn three_days_restored() {
-        if let Some(b) = crate::support::Backend::zfs() {
-            super::three_days_restored(&b)
-        }
-    }
-}
+backend_tests!(three_days_restored);

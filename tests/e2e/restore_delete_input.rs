@@ -146,20 +146,4 @@ fn restored_dump_files_stay(b: &Backend) {
     assert_eq!(dump_files(&s.dump), restored_files);
 }
 
-mod btrfs {
-    #[test]
-    fn restored_dump_files_stay() {
-        if let Some(b) = crate::support::Backend::btrfs() {
-            super::restored_dump_files_stay(&b)
-        }
-    }
-}
-
-mod zfs {
-    #[test]
-    fn restored_dump_files_stay() {
-        if let Some(b) = crate::support::Backend::zfs() {
-            super::restored_dump_files_stay(&b)
-        }
-    }
-}
+backend_tests!(restored_dump_files_stay);

@@ -161,20 +161,4 @@ fn mount_list_umount(b: &Backend) {
     assert_eq!(text, "nothing to undo\n");
 }
 
-mod btrfs {
-    #[test]
-    fn mount_list_umount() {
-        if let Some(b) = crate::support::Backend::btrfs() {
-            super::mount_list_umount(&b)
-        }
-    }
-}
-
-mod zfs {
-    #[test]
-    fn mount_list_umount() {
-        if let Some(b) = crate::support::Backend::zfs() {
-            super::mount_list_umount(&b)
-        }
-    }
-}
+backend_tests!(mount_list_umount);

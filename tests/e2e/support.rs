@@ -128,3 +128,31 @@ pub fn json(out: &Output) -> serde_json::Value {
     serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
 }
+
+/// `backend_tests!(a, b)`: for each `fn a(b: &Backend)` of the calling module, the tests
+/// `btrfs::a` (needs root) and `zfs::a` (needs `VZSNAP_ZFS_POOL`, e.g. in the ZFS VM); each
+/// prints `SKIPPED` when its backend is missing (or fails under `VZSNAP_REQUIRE_*`).
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {
+        mod btrfs {
+            $(
+                #[test]
+                fn $name() {
+                    if let Some(b) = crate::support::Backend::btrfs() {
+                        super::$name(&b)
+                    }
+                }
+            )*
+        }
+        mod zfs {
+            $(
+                #[test]
+                fn $name() {
+                    if let Some(b) = crate::support::Backend::zfs() {
+                        super::$name(&b)
+                    }
+                }
+            )*
+        }
+    };
+}
