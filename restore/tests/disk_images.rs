@@ -1,9 +1,13 @@
 //! Partition-table and filesystem detection on real images made by `sfdisk` and `mkfs.*`,
 //! cross-checked against util-linux's own readers (`sfdisk --json`, `blkid`). No root needed.
 
+mod common;
+
 use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+
+use common::images::{mkfs, sfdisk, sparse, splice};
 
 use restore::disk::{DiskLayout, inspect_disk};
 use restore::fsdetect::{FatBits, FsKind};
@@ -11,43 +15,6 @@ use restore::partition::{ImageFile, PartitionError, Scheme, mbr};
 use store::cmd::Cmd;
 
 const MIB: u64 = 1 << 20;
-
-fn sparse(path: &Path, size: u64) {
-    let f = std::fs::File::create(path).unwrap();
-    f.set_len(size).unwrap();
-}
-
-fn sfdisk(img: &Path, script: &str) {
-    Cmd::new("sfdisk")
-        .args(["--no-reread", "--no-tell-kernel", "-q"])
-        .arg(img)
-        .stdin_bytes(script)
-        .run()
-        .unwrap();
-}
-
-/// `mkfs` into a file of `size` bytes, returning it. xfsprogs refuses < 300 MB unless it sees
-/// its own test-suite variables; they change nothing else.
-fn mkfs(dir: &Path, name: &str, size: u64, program: &str, args: &[&str]) -> PathBuf {
-    let path = dir.join(name);
-    sparse(&path, size);
-    Cmd::new(program)
-        .args(args)
-        .arg(&path)
-        .env("TEST_DIR", "1")
-        .env("TEST_DEV", "1")
-        .env("QA_CHECK_FS", "1")
-        .run()
-        .unwrap();
-    path
-}
-
-/// Copies a filesystem image into the disk image at `offset` (what `dd seek=` would do).
-fn splice(img: &Path, offset: u64, fs: &Path) {
-    let data = std::fs::read(fs).unwrap();
-    let out = OpenOptions::new().write(true).open(img).unwrap();
-    out.write_all_at(&data, offset).unwrap();
-}
 
 fn blkid(path: &Path, tag: &str) -> String {
     Cmd::new("blkid")

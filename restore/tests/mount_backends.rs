@@ -10,10 +10,9 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::fs::OpenOptions;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+use common::images::{mkfs, sfdisk, sparse, splice};
 use common::{noise, time};
 use restore::RestoreError;
 use restore::mount::report::{ItemStatus, MountReport};
@@ -38,57 +37,6 @@ fn vmid() -> VmId {
 
 fn day(s: &str) -> DateSpec {
     DateSpec::Exact(time(s))
-}
-
-/// A mkfs'd filesystem image file of `size` bytes (xfsprogs needs its test-suite variables
-/// to accept a small filesystem; they change nothing else).
-fn mkfs(dir: &Path, size: u64, program: &str, args: &[&str]) -> PathBuf {
-    let path = dir.join(format!(
-        "fs-{program}-{}",
-        args.join("_").replace(['/', ' '], "")
-    ));
-    let f = std::fs::File::create(&path).unwrap();
-    f.set_len(size).unwrap();
-    Cmd::new(program)
-        .args(args)
-        .arg(&path)
-        .env("TEST_DIR", "1")
-        .env("TEST_DEV", "1")
-        .env("QA_CHECK_FS", "1")
-        .run()
-        .unwrap();
-    path
-}
-
-/// Copies a filesystem image into `img` at `offset`.
-fn splice(img: &Path, offset: u64, fs: &Path) {
-    let data = std::fs::read(fs).unwrap();
-    OpenOptions::new()
-        .write(true)
-        .open(img)
-        .unwrap()
-        .write_all_at(&data, offset)
-        .unwrap();
-    std::fs::remove_file(fs).unwrap();
-}
-
-fn sparse(path: &Path, size: u64) {
-    let f = OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .open(path)
-        .unwrap();
-    f.set_len(size).unwrap();
-}
-
-fn sfdisk(img: &Path, script: &str) {
-    Cmd::new("sfdisk")
-        .args(["--no-reread", "--no-tell-kernel", "-q"])
-        .arg(img)
-        .stdin_bytes(script)
-        .run()
-        .unwrap();
 }
 
 /// Writes files into the filesystem at `offset` of `img` through a read-write loop mount
@@ -363,6 +311,7 @@ fn gpt_ext4_and_vfat_day1_after_day2(store: &dyn Store) {
         p1,
         &mkfs(
             work.path(),
+            "p1",
             p1_size,
             "mkfs.ext4",
             &["-q", "-F", "-L", "guestroot"],
@@ -371,7 +320,7 @@ fn gpt_ext4_and_vfat_day1_after_day2(store: &dyn Store) {
     splice(
         &img,
         p2,
-        &mkfs(work.path(), 8 * MIB, "mkfs.vfat", &["-n", "ESP"]),
+        &mkfs(work.path(), "p2", 8 * MIB, "mkfs.vfat", &["-n", "ESP"]),
     );
     let big1 = noise(1, 300_000);
     write_via_loop_mount(
@@ -511,13 +460,17 @@ fn mbr_xfs_swap_whole_disk_ext4_and_empty_disk(store: &dyn Store) {
     splice(
         &img,
         p1,
-        &mkfs(work.path(), p1s, "mkfs.ext4", &["-q", "-F"]),
+        &mkfs(work.path(), "p1", p1s, "mkfs.ext4", &["-q", "-F"]),
     );
-    splice(&img, p5, &mkfs(work.path(), p5s, "mkfs.xfs", &["-q", "-f"]));
+    splice(
+        &img,
+        p5,
+        &mkfs(work.path(), "p5", p5s, "mkfs.xfs", &["-q", "-f"]),
+    );
     splice(
         &img,
         p6,
-        &mkfs(work.path(), 4 * MIB, "mkswap", &["-L", "guestswap"]),
+        &mkfs(work.path(), "p6", 4 * MIB, "mkswap", &["-L", "guestswap"]),
     );
     write_via_loop_mount(
         &img,
@@ -664,7 +617,7 @@ fn simple_disk(store: &dyn Store, work: &Path) {
     splice(
         &img,
         2048 * 512,
-        &mkfs(work, 8 * MIB, "mkfs.ext4", &["-q", "-F"]),
+        &mkfs(work, "p1", 8 * MIB, "mkfs.ext4", &["-q", "-F"]),
     );
     write_via_loop_mount(&img, 2048 * 512, 8 * MIB, "ext4", &[("f", b"1".to_vec())]);
     snapshot_day(store, DAY1, &["drive-virtio0"]);

@@ -2,6 +2,8 @@
 //! ingest lays them out (store::layout), written directly, one snapshot per "day".
 #![allow(dead_code)]
 
+pub mod images;
+
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::Read;
