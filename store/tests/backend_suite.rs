@@ -9,6 +9,7 @@ use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::Path;
 
 use store::cmd::runs_on_this_thread;
+use store::testutil::noise;
 use store::{Backend, MetaKey, SnapshotName, Store, StoreError, VolumeName};
 
 const BLOCK: usize = 4096;
@@ -26,19 +27,6 @@ fn meta(pairs: &[(&str, &str)]) -> BTreeMap<MetaKey, String> {
     pairs
         .iter()
         .map(|(k, v)| (MetaKey::new(*k).unwrap(), v.to_string()))
-        .collect()
-}
-
-/// Deterministic incompressible bytes.
-fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
         .collect()
 }
 

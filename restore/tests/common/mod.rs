@@ -37,18 +37,7 @@ impl Day {
     }
 }
 
-/// Deterministic pseudo-random bytes (xorshift), so failures reproduce.
-pub fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
+pub use store::testutil::noise;
 
 pub fn time(s: &str) -> BackupTime {
     BackupTime::parse_snapshot_name(s).unwrap()

@@ -8,6 +8,7 @@
 //!   as `btrfs::name` and `zfs::name` (so `cargo test zfs` selects the ZFS half).
 //! - [`FakeStore`]: the same trait over plain directories with in-memory bookkeeping, for
 //!   pure-logic unit tests (never for acceptance tests).
+//! - [`noise`]: deterministic incompressible test data.
 
 mod btrfs;
 mod fake;
@@ -18,6 +19,20 @@ use std::io::Write;
 pub use btrfs::TestBtrfs;
 pub use fake::{FakeOp, FakeStore};
 pub use zfs::TestZfs;
+
+/// Deterministic pseudo-random bytes (xorshift): incompressible, so a store's compression
+/// does not hide them, and the same for a seed, so failures reproduce.
+pub fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
 
 /// Env var that turns a missing btrfs backend into a test failure.
 pub const REQUIRE_BTRFS: &str = "VZSNAP_REQUIRE_BTRFS";
