@@ -523,6 +523,26 @@ mod btrfs_only {
         Some((t, root, old, live))
     }
 
+    /// Does the first `steps` steps of a rollback of volume 200 to s1 by hand, as a crash
+    /// after that step leaves them (rollback.rs: build `.new`, move the live volume to
+    /// `.old`, move `.new` into place). Returns the rollback directory.
+    fn interrupt_rollback(root: &Path, steps: u8) -> std::path::PathBuf {
+        let rb = root.join(".vzsnap/rollback");
+        btrfs(&[
+            "subvolume",
+            "snapshot",
+            root.join(".vzsnap/snapshots/200/s1/data").to_str().unwrap(),
+            rb.join("200.new").to_str().unwrap(),
+        ]);
+        if steps >= 2 {
+            std::fs::rename(root.join("200"), rb.join("200.old")).unwrap();
+        }
+        if steps >= 3 {
+            std::fs::rename(rb.join("200.new"), root.join("200")).unwrap();
+        }
+        rb
+    }
+
     fn read_f(s: &dyn Store) -> Vec<u8> {
         std::fs::read(s.volume_path(&vol("200")).unwrap().join("f")).unwrap()
     }
@@ -576,13 +596,7 @@ mod btrfs_only {
         let Some((_t, root, _old, live)) = setup() else {
             return;
         };
-        let rb = root.join(".vzsnap/rollback");
-        btrfs(&[
-            "subvolume",
-            "snapshot",
-            root.join(".vzsnap/snapshots/200/s1/data").to_str().unwrap(),
-            rb.join("200.new").to_str().unwrap(),
-        ]);
+        let rb = interrupt_rollback(&root, 1);
         let s = BtrfsStore::open(&root).unwrap();
         assert!(read_f(&s) == live, "the live volume stays");
         assert!(!rb.join("200.new").exists());
@@ -593,14 +607,7 @@ mod btrfs_only {
         let Some((_t, root, old, _live)) = setup() else {
             return;
         };
-        let rb = root.join(".vzsnap/rollback");
-        btrfs(&[
-            "subvolume",
-            "snapshot",
-            root.join(".vzsnap/snapshots/200/s1/data").to_str().unwrap(),
-            rb.join("200.new").to_str().unwrap(),
-        ]);
-        std::fs::rename(root.join("200"), rb.join("200.old")).unwrap();
+        let rb = interrupt_rollback(&root, 2);
         let s = BtrfsStore::open(&root).unwrap();
         assert!(read_f(&s) == old, "the rolled-back volume is in place");
         assert!(!rb.join("200.new").exists() && !rb.join("200.old").exists());
@@ -613,15 +620,7 @@ mod btrfs_only {
         let Some((_t, root, old, _live)) = setup() else {
             return;
         };
-        let rb = root.join(".vzsnap/rollback");
-        btrfs(&[
-            "subvolume",
-            "snapshot",
-            root.join(".vzsnap/snapshots/200/s1/data").to_str().unwrap(),
-            rb.join("200.new").to_str().unwrap(),
-        ]);
-        std::fs::rename(root.join("200"), rb.join("200.old")).unwrap();
-        std::fs::rename(rb.join("200.new"), root.join("200")).unwrap();
+        let rb = interrupt_rollback(&root, 3);
         // ensure_volume repairs too, not only open.
         let t_store = BtrfsStore::open(&root).unwrap();
         t_store.ensure_volume(&vol("200"), &[]).unwrap();
