@@ -194,18 +194,7 @@ fn label(bytes: &[u8]) -> Option<String> {
 }
 
 fn uuid_text(b: &[u8; 16]) -> Option<String> {
-    if b.iter().all(|&x| x == 0) {
-        return None;
-    }
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    Some(format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    ))
+    (!b.iter().all(|&x| x == 0)).then(|| store::layout::format_uuid(b))
 }
 
 fn found(kind: FsKind, label: Option<String>, uuid: Option<String>) -> Option<Filesystem> {

@@ -148,6 +148,21 @@ fn subvol_delete(path: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Deletes the `data` subvolume of a snapshot or clone directory if there is one; anything
+/// else under that name is not ours to remove (`Inconsistent`).
+fn delete_data_subvolume(data: &Path) -> Result<(), StoreError> {
+    if is_subvolume(data)? {
+        subvol_delete(data)
+    } else if exists(data)? {
+        Err(StoreError::inconsistent(
+            data.display().to_string(),
+            "exists but is not a subvolume; not removing it",
+        ))
+    } else {
+        Ok(())
+    }
+}
+
 /// `rename` that fails instead of replacing an existing target, then makes it durable.
 fn rename_noreplace(from: &Path, to: &Path) -> Result<(), StoreError> {
     use nix::fcntl::{AT_FDCWD, RenameFlags, renameat2};
@@ -302,15 +317,7 @@ impl BtrfsStore {
     /// Removes a snapshot directory: the subvolume first (plain file removal cannot touch a
     /// read-only subvolume and must never descend into one), then the small files.
     fn remove_snapshot_dir(&self, dir: &Path) -> Result<(), StoreError> {
-        let data = dir.join("data");
-        if is_subvolume(&data)? {
-            subvol_delete(&data)?;
-        } else if exists(&data)? {
-            return Err(StoreError::inconsistent(
-                data.display().to_string(),
-                "exists but is not a subvolume; not removing it",
-            ));
-        }
+        delete_data_subvolume(&dir.join("data"))?;
         match std::fs::remove_dir_all(dir) {
             Ok(()) => {}
             Err(e) if e.kind() == ErrorKind::NotFound => {}
@@ -678,15 +685,7 @@ impl Store for BtrfsStore {
                 subject: dir.display().to_string(),
             });
         }
-        let data = dir.join("data");
-        if is_subvolume(&data)? {
-            subvol_delete(&data)?;
-        } else if exists(&data)? {
-            return Err(StoreError::inconsistent(
-                data.display().to_string(),
-                "exists but is not a subvolume; not removing it",
-            ));
-        }
+        delete_data_subvolume(&dir.join("data"))?;
         std::fs::remove_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
         sync_dir(&self.clones_dir()).map_err(|e| io_err(&dir, e))
     }
