@@ -5,6 +5,7 @@
 #[macro_use]
 mod support;
 
+mod demo;
 mod ingest_blocksync;
 mod ingest_cli;
 mod ingest_crash;
