@@ -10,6 +10,8 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::fs::OpenOptions;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use common::images::{mkfs, sfdisk, sparse, splice};
@@ -792,7 +794,74 @@ fn refusals_undo_everything(store: &dyn Store) {
     assert!(leftover.is_empty(), "{leftover:?}");
 }
 
+/// An LVM physical volume is detected and reported, never attached: the item is not
+/// mounted, and its note says why and how to look inside by hand (with the partition's own
+/// offset and size); the ext4 next to it is mounted as usual, and umount leaves nothing.
+fn lvm_pv_is_reported_not_attached(store: &dyn Store) {
+    let work = tempfile::tempdir().unwrap();
+    let _cleanup = Cleanup {
+        store,
+        work: work.path(),
+    };
+    let vol = volume_dir(store);
+    let img = vol.join("disk-drive-scsi0.raw");
+    sparse(&img, 24 * MIB);
+    sfdisk(
+        &img,
+        "label: gpt\n\
+         start=2048, size=16384, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4\n\
+         start=18432, size=8192, type=E6D6D379-F507-44C2-A23C-238F2A3DF928\n",
+    );
+    let (p1, p2, p2_size) = (2048 * 512, 18432 * 512, 8192 * 512);
+    splice(
+        &img,
+        p1,
+        &mkfs(work.path(), "p1", 8 * MIB, "mkfs.ext4", &["-q", "-F"]),
+    );
+    // An LVM2 PV label in sector 1 of partition 2, as pvcreate writes it (label header:
+    // "LABELONE", offset of the PV header 32, type "LVM2 001", then the PV uuid).
+    let mut label = vec![0u8; 512];
+    label[..8].copy_from_slice(b"LABELONE");
+    label[20..24].copy_from_slice(&32u32.to_le_bytes());
+    label[24..32].copy_from_slice(b"LVM2 001");
+    label[32..64].copy_from_slice(b"Pv0123456789abcdefghijklmnopqrst");
+    OpenOptions::new()
+        .write(true)
+        .open(&img)
+        .unwrap()
+        .write_all_at(&label, p2 + 512)
+        .unwrap();
+    snapshot_day(store, DAY1, &["drive-scsi0"]);
+
+    let report =
+        mount_backup(store, vmid(), &day(DAY1), &options(work.path(), None, None)).unwrap();
+    eprintln!("{}", report.lines().join("\n"));
+    mounted_or_noted(&report, "drive-scsi0", Some(1), "ext4");
+    let (_, pv) = report
+        .items()
+        .find(|(_, i)| i.partition == Some(2))
+        .unwrap();
+    assert_eq!(pv.filesystem.as_deref(), Some("LVM2_member"), "{pv:?}");
+    assert_eq!(pv.status, ItemStatus::NotMounted);
+    assert!(
+        pv.loop_device.is_none() && pv.mounted_at.is_none(),
+        "{pv:?}"
+    );
+    let note = pv.note.clone().unwrap_or_default();
+    for want in [
+        "LVM2 physical volume",
+        "does not attach or activate guest volume groups",
+        &format!("--offset {p2} --sizelimit {p2_size}"),
+        "pvs --devices",
+    ] {
+        assert!(note.contains(want), "{want:?} not in: {note}");
+    }
+    unmount(store, &work.path().join("state"), &report.mountpoint).unwrap();
+    assert_all_gone(store, work.path(), &report);
+}
+
 store::backend_tests!(
+    lvm_pv_is_reported_not_attached,
     gpt_ext4_and_vfat_day1_after_day2,
     mbr_xfs_swap_whole_disk_ext4_and_empty_disk,
     crash_and_reboot_leftovers_are_cleaned,
