@@ -122,7 +122,10 @@ fn admin_run(b: &Backend) {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     beside.sort();
-    assert_eq!(beside, ["dump", "ingest.lock", "vzsnap.prom", "vzsnap.toml"]);
+    assert_eq!(
+        beside,
+        ["dump", "ingest.lock", "vzsnap.prom", "vzsnap.toml"]
+    );
 
     // An older backup than the newest snapshot: skipped with a reason, --force ingests it.
     write_days(&s.dump, 100, 3, &days[..1]);

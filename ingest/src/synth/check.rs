@@ -108,31 +108,6 @@ pub fn compare_volume(dir: &Path, day: &Day) -> Result<(), String> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn counts_blocks_by_kind() {
-        let mut old = vec![1u8; 3 * BLOCK];
-        old[BLOCK..2 * BLOCK].fill(0);
-        let mut new = old.clone();
-        new[0] = 9; // block 0 changed (data)
-        new[2 * BLOCK..].fill(0); // block 2 zeroed
-        new.extend(vec![0u8; 100]); // grown: zero tail is no change
-        new.extend(vec![5u8; 10]); // … a non-zero partial block is
-        assert_eq!(
-            expected_changes(Some(&old), &new),
-            (BLOCK as u64 + 110, BLOCK as u64)
-        );
-        assert_eq!(expected_changes(None, &new), (BLOCK as u64 + 110, 0));
-        assert_eq!(
-            expected_changes(Some(&new), &old[..BLOCK]),
-            (BLOCK as u64, 0)
-        );
-    }
-}
-
 /// The snapshots of `vol` that retention keeps under `policy`: the store's own listing
 /// (vzsnap's `backup-time` metadata; held = protected) put through the pure
 /// [`compute_prune_info`] — what a prune must leave. An error if a snapshot lacks
@@ -162,4 +137,29 @@ pub fn retained(
         .filter(|d| d.verdict.is_keep())
         .map(|d| d.backup.name)
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_blocks_by_kind() {
+        let mut old = vec![1u8; 3 * BLOCK];
+        old[BLOCK..2 * BLOCK].fill(0);
+        let mut new = old.clone();
+        new[0] = 9; // block 0 changed (data)
+        new[2 * BLOCK..].fill(0); // block 2 zeroed
+        new.extend(vec![0u8; 100]); // grown: zero tail is no change
+        new.extend(vec![5u8; 10]); // … a non-zero partial block is
+        assert_eq!(
+            expected_changes(Some(&old), &new),
+            (BLOCK as u64 + 110, BLOCK as u64)
+        );
+        assert_eq!(expected_changes(None, &new), (BLOCK as u64 + 110, 0));
+        assert_eq!(
+            expected_changes(Some(&new), &old[..BLOCK]),
+            (BLOCK as u64, 0)
+        );
+    }
 }
