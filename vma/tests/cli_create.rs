@@ -311,3 +311,22 @@ fn compressed_output_is_what_the_real_tools_read() {
     run(&["create".into(), os(&arch), "--compress".into(), "xz".into()])
         .fails_with(&["unknown compression 'xz'"]);
 }
+
+#[test]
+fn exec_command_that_exits_first_is_named_not_the_broken_pipe() {
+    // The command is gone before vma has written the archive: the write sees EPIPE, but the
+    // error to report is the command's failure (with every compressor in between).
+    let dir = tempfile::tempdir().unwrap();
+    let sa = put(dir.path(), "a.raw", &disk(5, 8 << 20));
+    for comp in [None, Some("zstd"), Some("gzip"), Some("lzo")] {
+        let mut args: Vec<OsString> = vec!["create".into()];
+        if let Some(c) = comp {
+            args.push("--compress".into());
+            args.push(c.into());
+        }
+        args.push("-d".into());
+        args.push(format!("format=raw:drive-scsi0={}", sa.display()).into());
+        args.push("exec:exit 3".into());
+        run(&args).fails_with(&["vma: command 'exit 3' failed: exit status: 3"]);
+    }
+}

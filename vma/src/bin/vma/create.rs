@@ -255,6 +255,18 @@ impl Progress {
     }
 }
 
+/// An error of writing the archive, as `vma create` reports it: a failed `exec:` command is
+/// named as such (the write only saw the broken pipe it left).
+fn write_error(
+    e: &(dyn std::error::Error + 'static),
+    context: impl FnOnce() -> String,
+) -> anyhow::Error {
+    match create_target::command_failure(e) {
+        Some(cf) => anyhow!("{cf}"),
+        None => anyhow!("{}", context()),
+    }
+}
+
 fn create(args: &Args, target: create_target::Target) -> Result<()> {
     let name = target.name().to_owned();
     let mut configs = Vec::new();
@@ -310,16 +322,16 @@ fn create(args: &Args, target: create_target::Target) -> Result<()> {
             for (k, chunk) in buf[..want].chunks(65536).enumerate() {
                 let cluster = (off / 65536) as u32 + k as u32;
                 w.write_cluster(dev_id, cluster, chunk)
-                    .map_err(|e| anyhow!("{e}"))?;
+                    .map_err(|e| write_error(&e, || e.to_string()))?;
                 image_zeros[i] += progress.add(chunk);
             }
             off += want as u64;
         }
     }
-    let out = w.finish().map_err(|e| anyhow!("{e}"))?;
+    let out = w.finish().map_err(|e| write_error(&e, || e.to_string()))?;
     let target = out
         .finish()
-        .map_err(|e| anyhow!("{name}: finishing the archive failed - {e}"))?;
+        .map_err(|e| write_error(&e, || format!("{name}: finishing the archive failed - {e}")))?;
     target.close()?;
     if args.verbose {
         for ((n, size), z) in devices.iter().zip(&image_zeros) {

@@ -22,6 +22,56 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 
 use anyhow::{Result, anyhow, bail};
 
+/// The `exec:` command exited unsuccessfully. Carried inside the `io::Error` of a write that
+/// failed because the command had gone (EPIPE), so `vma create` names the command's failure
+/// — the cause — and not the broken pipe, however early the command exits.
+#[derive(Debug)]
+pub struct CommandFailed(String);
+
+impl std::fmt::Display for CommandFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for CommandFailed {}
+
+/// The [`CommandFailed`] somewhere in `e`'s chain of causes, if any.
+pub fn command_failure<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a CommandFailed> {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(cf) = err.downcast_ref::<CommandFailed>() {
+            return Some(cf);
+        }
+        // io::Error's source() skips its own payload: look at it directly.
+        if let Some(inner) = err
+            .downcast_ref::<io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|i| i.downcast_ref::<CommandFailed>())
+        {
+            return Some(inner);
+        }
+        cur = err.source();
+    }
+    None
+}
+
+fn failed(cmd: &OsStr, status: std::process::ExitStatus) -> String {
+    format!("command '{}' failed: {status}", cmd.to_string_lossy())
+}
+
+/// A write to the command's stdin failed: if the command has exited unsuccessfully (the
+/// usual reason for EPIPE), that is the error to report.
+fn exec_write_error(child: &mut Child, cmd: &OsStr, e: io::Error) -> io::Error {
+    if e.kind() != io::ErrorKind::BrokenPipe {
+        return e;
+    }
+    match child.wait() {
+        Ok(status) if !status.success() => io::Error::other(CommandFailed(failed(cmd, status))),
+        _ => e,
+    }
+}
+
 enum Kind {
     File(File),
     Fifo(File),
@@ -143,7 +193,7 @@ impl Target {
                     .wait()
                     .map_err(|e| anyhow!("waiting for '{}' failed - {e}", cmd.to_string_lossy()))?;
                 if !status.success() {
-                    bail!("command '{}' failed: {status}", cmd.to_string_lossy());
+                    bail!("{}", failed(&cmd, status));
                 }
                 Ok(())
             }
@@ -155,14 +205,18 @@ impl Write for Target {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match &mut self.kind {
             Kind::File(f) | Kind::Fifo(f) => f.write(buf),
-            Kind::Exec { stdin, .. } => stdin.write(buf),
+            Kind::Exec { stdin, child, cmd } => stdin
+                .write(buf)
+                .map_err(|e| exec_write_error(child, cmd, e)),
         }
     }
 
     fn flush(&mut self) -> io::Result<()> {
         match &mut self.kind {
             Kind::File(f) | Kind::Fifo(f) => f.flush(),
-            Kind::Exec { stdin, .. } => stdin.flush(),
+            Kind::Exec { stdin, child, cmd } => {
+                stdin.flush().map_err(|e| exec_write_error(child, cmd, e))
+            }
         }
     }
 }
