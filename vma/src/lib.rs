@@ -18,6 +18,7 @@ mod header;
 pub mod progress;
 pub mod reader;
 pub mod vzdump;
+pub mod writeback;
 pub mod writer;
 
 pub use error::{Error, MissingRanges};

@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::rc::Rc;
 
 use vma::ClusterRef;
+use vma::writeback::Writeback;
 
 use crate::throttle::Throttle;
 
@@ -30,6 +31,8 @@ pub struct DiskSink {
     size: u64,
     write_zero: bool,
     throttle: Option<Rc<RefCell<Throttle>>>,
+    /// Early write-back, so the final flush does not write the whole image at once.
+    writeback: RefCell<Writeback>,
 }
 
 impl DiskSink {
@@ -47,6 +50,7 @@ impl DiskSink {
             size,
             write_zero,
             throttle,
+            writeback: RefCell::new(Writeback::new()),
         }
     }
 
@@ -56,6 +60,9 @@ impl DiskSink {
         }
         let n = data.len().min((self.size - offset) as usize);
         self.file.write_all_at(&data[..n], offset)?;
+        self.writeback
+            .borrow_mut()
+            .wrote(&self.file, offset, n as u64);
         if let Some(t) = &self.throttle {
             t.borrow_mut().account(n as u64);
         }
