@@ -5,6 +5,7 @@
 #[macro_use]
 mod support;
 
+mod bench;
 mod demo;
 mod ingest_blocksync;
 mod ingest_cli;
